@@ -1,0 +1,222 @@
+"""The HTTP client: one retrying session, Extend's headers, and errors that name the fix."""
+
+import ipaddress
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from dlt.sources.helpers.requests import Client
+
+from extend_source.errors import (
+    ExtendApiError,
+    ExtendAuthError,
+    ExtendConfigError,
+    ExtendTransportError,
+)
+from extend_source.settings import (
+    API_VERSION,
+    REGIONS,
+    REQUEST_MAX_ATTEMPTS,
+    REQUEST_TIMEOUT_SECONDS,
+    RETRY_MAX_DELAY_SECONDS,
+    RETRY_STATUS_CODES,
+)
+
+logger = logging.getLogger(__name__)
+
+# A cut-off body surfaces as one of these from inside `Session.send`, where
+# dlt's retry wraps it, so they are retried like a dropped connection.
+RETRY_EXCEPTIONS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+AUTH_HINTS = {
+    401: "Check EXTEND_API_KEY: the key is missing, malformed or revoked",
+    403: "Check the workspace id: this key may not reach that workspace",
+}
+
+BODY_EXCERPT_CHARS = 200
+
+
+def resolve_base_url(base_url: str) -> str:
+    """Turn a region name or URL into a base URL the key may safely travel to."""
+    url = REGIONS.get(base_url.strip().lower(), base_url.strip()).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ExtendConfigError(
+            f"base_url {base_url!r} is neither a region ({', '.join(REGIONS)}) nor an "
+            "http(s) URL; use e.g. https://api.eu1.extend.ai or the region name eu1"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ExtendConfigError(
+            f"base_url {url!r} is plain http to a non-loopback host; the API key would "
+            "travel in clear text, so use https"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ExtendClient:
+    """Sends GET requests to the Extend API with retries, pacing and request counting."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        api_version: str = API_VERSION,
+        workspace_id: str | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        max_attempts: int = REQUEST_MAX_ATTEMPTS,
+        backoff_factor: float = 1.0,
+    ) -> None:
+        self.base_url = resolve_base_url(base_url)
+        self.request_count = 0
+        self._lock = threading.Lock()
+        self._last_paced_at = 0.0
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "x-extend-api-version": api_version,
+            "Accept": "application/json",
+            "User-Agent": "extend-dlt-connector",
+        }
+        if workspace_id:
+            headers["x-extend-workspace-id"] = workspace_id
+        self._client = Client(
+            request_timeout=timeout,
+            raise_for_status=False,
+            status_codes=RETRY_STATUS_CODES,
+            exceptions=RETRY_EXCEPTIONS,
+            request_max_attempts=max_attempts,
+            request_backoff_factor=backoff_factor,
+            request_max_retry_delay=RETRY_MAX_DELAY_SECONDS,
+            respect_retry_after_header=True,
+            session_attrs={
+                "headers": headers,
+                "hooks": {"response": [self._on_response]},
+            },
+        )
+        self._max_attempts = max_attempts
+
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, paced_rps: float = 0.0
+    ) -> dict[str, Any]:
+        """GET `path` and decode its JSON body; raise an `ExtendError` on any failure."""
+        if paced_rps > 0:
+            self._pace(paced_rps)
+        try:
+            response = self._client.session.get(self.base_url + path, params=params)
+        except requests.RequestException as exc:
+            raise ExtendTransportError(
+                f"no answer from {self.base_url} for GET {path} after "
+                f"{self._max_attempts} attempts: {type(exc).__name__}; check the "
+                "network and base_url, then run the sync again"
+            ) from None
+        if response.status_code >= 400:
+            raise api_error(response, path)
+        return _decode(response, path)
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # Called once per attempt, inside the retry loop, so retries are counted
+        # and every retried failure leaves a trace in the log.
+        with self._lock:
+            self.request_count += 1
+        status = response.status_code
+        path = urlsplit(response.url).path
+        if status in RETRY_STATUS_CODES:
+            logger.warning(
+                "HTTP %s on GET %s (requestId %s, Retry-After %s); retrying",
+                status,
+                path,
+                _request_id(response),
+                response.headers.get("Retry-After", "-"),
+            )
+        else:
+            logger.debug("HTTP %s on GET %s", status, path)
+
+    def _pace(self, rps: float) -> None:
+        with self._lock:
+            wait = self._last_paced_at + 1.0 / rps - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._last_paced_at = time.monotonic()
+
+    def close(self) -> None:
+        self._client.session.close()
+
+
+def _decode(response: requests.Response, path: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise ExtendTransportError(
+            f"Extend API answered HTTP {response.status_code} on GET {path} with a body "
+            f"that is not JSON (requestId {_request_id(response)}): "
+            f"{_excerpt(response)!r}; run the sync again later"
+        ) from None
+    if not isinstance(body, dict):
+        raise ExtendTransportError(
+            f"Extend API answered GET {path} with a JSON {type(body).__name__}, "
+            f"not an object (requestId {_request_id(response)})"
+        )
+    return body
+
+
+def api_error(response: requests.Response, path: str) -> ExtendApiError:
+    """Build the error for a failed answer from any of the error body shapes Extend uses."""
+    code, message, request_id = _parse_error_body(response)
+    request_id = request_id or _request_id(response)
+    status = response.status_code
+    error_type = ExtendAuthError if status in AUTH_HINTS else ExtendApiError
+    return error_type(
+        status=status,
+        path=path,
+        code=code,
+        message=message,
+        request_id=request_id,
+        hint=AUTH_HINTS.get(status, ""),
+    )
+
+
+def _parse_error_body(
+    response: requests.Response,
+) -> tuple[str | None, str, str | None]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None, _excerpt(response) or response.reason or "no body", None
+    if not isinstance(body, dict):
+        return None, _excerpt(response), None
+    error = body.get("error")
+    if isinstance(error, dict):
+        body = {**body, **error}
+    elif isinstance(error, str) and "message" not in body:
+        body = {**body, "message": error}
+    message = str(body.get("message") or response.reason or "no message")
+    code = body.get("code")
+    request_id = body.get("requestId")
+    return (str(code) if code else None), message[:BODY_EXCERPT_CHARS], request_id
+
+
+def _request_id(response: requests.Response) -> str | None:
+    return response.headers.get("x-extend-request-id")
+
+
+def _excerpt(response: requests.Response) -> str:
+    text = response.content[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
+    return " ".join(text.split())

@@ -1,0 +1,227 @@
+"""Turn pages of ParseRunSummary records into flat Arrow tables with a fixed schema.
+
+Pages become Arrow tables rather than dicts so that dlt writes them straight to
+Parquet: the table's types then never depend on what the first page contained,
+and no per-row Python normalisation runs inside dlt.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from extend_source.errors import ExtendDataError
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Arrow parses RFC 3339 text with any number of fractional digits only into
+# nanoseconds; the value is then truncated to the microseconds dlt stores.
+_PARSE_TIMESTAMP = pa.timestamp("ns", tz="UTC")
+
+_FILE_METADATA = pa.struct(
+    [("pageCount", pa.float64()), ("parentSplit", pa.struct([("id", pa.string())]))]
+)
+_FILE = pa.struct(
+    [
+        ("id", pa.string()),
+        ("name", pa.string()),
+        ("type", pa.string()),
+        ("parentFileId", pa.string()),
+        ("metadata", _FILE_METADATA),
+        ("createdAt", pa.string()),
+        ("updatedAt", pa.string()),
+    ]
+)
+
+# The part of a ParseRunSummary that is loaded; anything else in a record
+# (extra fields, or `output` and `config` from older list answers) is ignored.
+SUMMARY_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("status", pa.string()),
+        ("batchId", pa.string()),
+        ("file", _FILE),
+        ("failureReason", pa.string()),
+        ("failureMessage", pa.string()),
+        (
+            "metrics",
+            pa.struct([("processingTimeMs", pa.float64()), ("pageCount", pa.float64())]),
+        ),
+        (
+            "usage",
+            pa.struct([("credits", pa.float64()), ("totalCredits", pa.float64())]),
+        ),
+        ("createdAt", pa.string()),
+        ("updatedAt", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One loaded column: where it comes from in the record and how it is typed."""
+
+    name: str
+    path: tuple[str, ...]
+    arrow_type: pa.DataType
+    dlt_type: str
+    description: str
+    nullable: bool = True
+
+
+COLUMNS = (
+    Column("id", ("id",), pa.string(), "text", "Parse run id (pr_...)", nullable=False),
+    Column(
+        "status",
+        ("status",),
+        pa.string(),
+        "text",
+        "PENDING, PROCESSING, PROCESSED, ...",
+    ),
+    Column(
+        "created_at",
+        ("createdAt",),
+        TIMESTAMP,
+        "timestamp",
+        "When the run was created",
+        False,
+    ),
+    Column(
+        "updated_at",
+        ("updatedAt",),
+        TIMESTAMP,
+        "timestamp",
+        "When the run last changed",
+    ),
+    Column("batch_id", ("batchId",), pa.string(), "text", "Batch submission id (bpar_...)"),
+    Column("file_id", ("file", "id"), pa.string(), "text", "Parsed file id (file_...)"),
+    Column("file_name", ("file", "name"), pa.string(), "text", "Parsed file name"),
+    Column("file_type", ("file", "type"), pa.string(), "text", "PDF, CSV, IMG, ..."),
+    Column(
+        "file_parent_file_id",
+        ("file", "parentFileId"),
+        pa.string(),
+        "text",
+        "Split source",
+    ),
+    Column(
+        "file_page_count",
+        ("file", "metadata", "pageCount"),
+        pa.int64(),
+        "bigint",
+        "Pages",
+    ),
+    Column("file_created_at", ("file", "createdAt"), TIMESTAMP, "timestamp", "File created"),
+    Column("page_count", ("metrics", "pageCount"), pa.int64(), "bigint", "Pages parsed"),
+    Column(
+        "processing_time_ms",
+        ("metrics", "processingTimeMs"),
+        pa.int64(),
+        "bigint",
+        "Duration",
+    ),
+    Column("credits", ("usage", "credits"), pa.float64(), "double", "Credits used"),
+    Column(
+        "total_credits",
+        ("usage", "totalCredits"),
+        pa.float64(),
+        "double",
+        "Total credits",
+    ),
+    Column("failure_reason", ("failureReason",), pa.string(), "text", "Why the run failed"),
+    Column("failure_message", ("failureMessage",), pa.string(), "text", "Failure, readable"),
+)
+JSON_COLUMN = "metadata"
+
+# dlt column hints for every loaded column, so no type is ever inferred.
+COLUMN_HINTS: dict[str, dict[str, Any]] = {
+    **{
+        c.name: {
+            "data_type": c.dlt_type,
+            "nullable": c.nullable,
+            "description": c.description,
+        }
+        for c in COLUMNS
+    },
+    JSON_COLUMN: {
+        "data_type": "json",
+        "nullable": True,
+        "description": "Caller's metadata",
+    },
+}
+COLUMN_HINTS["updated_at"]["dedup_sort"] = "desc"
+
+TABLE_SCHEMA = pa.schema(
+    [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in COLUMNS]
+    + [pa.field(JSON_COLUMN, pa.string())]
+)
+
+
+def page_to_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Normalise one page of list records (or fetched runs) into a `TABLE_SCHEMA` table."""
+    _check_required(records)
+    try:
+        nested = pa.Table.from_pylist(records, schema=SUMMARY_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ExtendDataError(_describe_bad_record(records, exc)) from None
+
+    arrays = [_column(nested, column, records) for column in COLUMNS]
+    arrays.append(pa.array([_dump_json(r.get(JSON_COLUMN)) for r in records], pa.string()))
+    return pa.Table.from_arrays(arrays, schema=TABLE_SCHEMA)
+
+
+def _check_required(records: list[dict[str, Any]]) -> None:
+    for position, record in enumerate(records):
+        if not isinstance(record, dict) or not record.get("id") or not record.get("createdAt"):
+            shown = record.get("id") if isinstance(record, dict) else type(record).__name__
+            raise ExtendDataError(
+                f"record {position} of a page has no 'id' or 'createdAt' (id={shown!r}); "
+                "it cannot be loaded or tracked, so the sync stops without advancing"
+            )
+
+
+def _column(nested: pa.Table, column: Column, records: list[dict[str, Any]]) -> pa.Array:
+    values = nested.column(column.path[0]).combine_chunks()
+    for name in column.path[1:]:
+        values = pc.struct_field(values, name)
+    if column.arrow_type == TIMESTAMP:
+        return _parse_timestamps(values, column, records)
+    if column.arrow_type == pa.int64():
+        return pc.round(values).cast(pa.int64())
+    return values.cast(column.arrow_type)
+
+
+def _parse_timestamps(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> pa.Array:
+    try:
+        return values.cast(_PARSE_TIMESTAMP).cast(TIMESTAMP, safe=False)
+    except pa.ArrowInvalid:
+        for record, value in zip(records, values.to_pylist(), strict=True):
+            try:
+                pa.array([value]).cast(_PARSE_TIMESTAMP)
+            except pa.ArrowInvalid:
+                raise ExtendDataError(
+                    f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
+                    "an RFC 3339 timestamp"
+                ) from None
+        raise
+
+
+def _dump_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # orjson stops at 254 levels of nesting; the standard library goes deeper.
+        return json.dumps(value, ensure_ascii=False)
+
+
+def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
+    for record in records:
+        try:
+            pa.Table.from_pylist([record], schema=SUMMARY_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as one:
+            return f"run {record.get('id')!r} has a field of an unexpected type: {one}"
+    return f"a page could not be read: {exc}"

@@ -1,0 +1,1 @@
+"""Pipelines that load the Extend source into DuckDB or any dlt destination."""

@@ -1,0 +1,210 @@
+"""`extend-sync`: the command people run by hand, from cron or from a scheduler."""
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from extend_source.errors import (
+    ExtendApiError,
+    ExtendConfigError,
+    ExtendDataError,
+    ExtendError,
+    ExtendTransportError,
+)
+from extend_source.settings import API_KEY_ENV
+from pipelines.extend_pipeline import (
+    DEFAULT_DATASET,
+    DEFAULT_PIPELINE_NAME,
+    SyncResult,
+    make_pipeline,
+    run_sync,
+)
+
+logger = logging.getLogger("extend_sync")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_API = 3
+EXIT_DESTINATION = 4
+
+DEMO_RUNS = 3000
+
+# Flag name -> extend_source argument; only flags the user gave are passed, so
+# the rest still come from .dlt/config.toml or the environment.
+SOURCE_FLAGS = {
+    "base_url": "base_url",
+    "workspace_id": "workspace_id",
+    "start_date": "start_date",
+    "status": "status",
+    "batch_id": "batch_id",
+    "source": "source",
+    "source_id": "source_id",
+    "file_name_contains": "file_name_contains",
+    "page_size": "page_size",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sync's flags; the API key is never one of them."""
+    parser = argparse.ArgumentParser(
+        prog="extend-sync",
+        description="Copy Extend parse runs into DuckDB or any dlt destination, incrementally. "
+        f"The API key comes from {API_KEY_ENV} or .dlt/secrets.toml.",
+    )
+    parser.add_argument("--base-url", help="API host or region: us, us2, eu1 (default us)")
+    parser.add_argument("--workspace-id", help="x-extend-workspace-id, for organization keys")
+    parser.add_argument("--destination", default="duckdb", help="dlt destination (duckdb)")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset/schema name")
+    parser.add_argument("--pipeline-name", default=None, help="dlt pipeline name (extend)")
+    parser.add_argument("--duckdb-file", default=None, help="DuckDB file (extend_runs.duckdb)")
+    parser.add_argument("--start-date", help="skip runs created before this date")
+    parser.add_argument("--status", help="only runs with this status")
+    parser.add_argument("--batch-id", help="only runs of this batch (bpar_...)")
+    parser.add_argument("--source", help="only runs created by this source, e.g. API")
+    parser.add_argument("--source-id", help="only runs of this source id")
+    parser.add_argument("--file-name-contains", help="only runs whose file name contains this")
+    parser.add_argument("--page-size", type=int, help="runs per list request, 1-1000 (1000)")
+    parser.add_argument("--full-refresh", action="store_true", help="drop tables and state")
+    parser.add_argument("--demo", action="store_true", help="sync from a local fake API")
+    parser.add_argument("--verbose", action="store_true", help="log request detail")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sync and return the process exit code."""
+    args = build_parser().parse_args(argv)
+    configure_logging(verbose=args.verbose)
+    started = time.monotonic()
+    try:
+        result = _demo(args) if args.demo else _sync(args)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            print("extend-sync: interrupted; the last good sync is kept", file=sys.stderr)
+            return EXIT_FAILED
+        code, message = describe_failure(exc)
+        print(f"extend-sync: error: {message}", file=sys.stderr)
+        if args.verbose:
+            logger.debug("failure detail", exc_info=exc)
+        return code
+    print(summary(result, time.monotonic() - started))
+    return EXIT_OK
+
+
+def _sync(args: argparse.Namespace) -> SyncResult:
+    pipeline = make_pipeline(
+        pipeline_name=args.pipeline_name or DEFAULT_PIPELINE_NAME,
+        destination=args.destination,
+        dataset=args.dataset,
+        duckdb_file=args.duckdb_file,
+    )
+    return run_sync(pipeline, full_refresh=args.full_refresh, **source_settings(args))
+
+
+def source_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The source arguments the user set by flag."""
+    given = {arg: getattr(args, flag) for flag, arg in SOURCE_FLAGS.items()}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _demo(args: argparse.Namespace) -> SyncResult:
+    from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
+
+    state = FakeExtendState()
+    state.load(generate_runs(DEMO_RUNS))
+    with FakeExtendServer(state) as server:
+        logger.info("demo: serving %d fake parse runs at %s", DEMO_RUNS, server.url)
+        os.environ[API_KEY_ENV] = state.api_key
+        args.base_url = server.url
+        args.pipeline_name = args.pipeline_name or "extend_demo"
+        args.duckdb_file = args.duckdb_file or "extend_demo.duckdb"
+        return _sync(args)
+
+
+def describe_failure(exc: BaseException) -> tuple[int, str]:
+    """The exit code and one-line message for a failure, from its root cause."""
+    cause = root_cause(exc)
+    if isinstance(cause, ExtendConfigError):
+        return EXIT_CONFIG, str(cause)
+    if isinstance(cause, ExtendApiError | ExtendTransportError | ExtendDataError):
+        return EXIT_API, str(cause)
+    if isinstance(cause, ExtendError):
+        return EXIT_FAILED, str(cause)
+    if _is_config_problem(cause):
+        return EXIT_CONFIG, _first_line(cause)
+    if _is_destination_problem(exc):
+        return EXIT_DESTINATION, f"destination failed: {_first_line(cause)}"
+    return EXIT_FAILED, f"{type(cause).__name__}: {_first_line(cause)}"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The first ExtendError in the chain dlt wraps around it, else the innermost one."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        if isinstance(current, ExtendError):
+            return current
+        seen.append(current)
+        current = current.__cause__ or current.__context__ or getattr(current, "exception", None)
+    return seen[-1]
+
+
+def _is_config_problem(exc: BaseException) -> bool:
+    from dlt.common.configuration.exceptions import ConfigurationException
+
+    return isinstance(exc, ConfigurationException)
+
+
+def _is_destination_problem(exc: BaseException) -> bool:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    return isinstance(exc, PipelineStepFailed) and exc.step in ("load", "normalize")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def summary(result: SyncResult, seconds: float) -> str:
+    """The closing lines of a sync."""
+    stats = result.stats
+    return (
+        f"extend-sync: {stats.runs_listed} runs read in {stats.pages} pages "
+        f"({stats.runs_refreshed} refreshed one by one, {stats.runs_gone} gone), "
+        f"{result.rows_loaded} rows loaded into {result.destination} "
+        f"{result.dataset}.parse_runs at {result.location} in {seconds:.1f}s "
+        f"({stats.requests} HTTP requests)"
+    )
+
+
+class _StderrHandler(logging.StreamHandler):
+    # Looks stderr up at each record, so a replaced sys.stderr (as under pytest)
+    # is followed instead of writing to a stream that was closed.
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Log to stderr, one line per event, as a cron job should."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
+    )
+    for noisy in ("dlt", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

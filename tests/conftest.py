@@ -1,0 +1,87 @@
+"""Fixtures: the project's fake Extend API on loopback, and a pipeline on a temp DuckDB file."""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
+from pipelines.extend_pipeline import SyncResult, make_pipeline, run_sync
+
+NEWEST = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+RUNS = 2500
+FAST_RETRIES = {"request_backoff_factor": 0.01, "request_max_attempts": 4, "request_timeout": 5}
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test in its own folder, with no key or dlt setting from the developer's shell."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
+    for name in ("EXTEND_API_KEY", "SOURCES__EXTEND__API_KEY", "DESTINATION__DUCKDB__CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeExtendServer]:
+    """The fake API serving RUNS realistic runs, newest at NEWEST."""
+    state = FakeExtendState()
+    state.load(generate_runs(RUNS, newest=NEWEST))
+    with FakeExtendServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "extend_runs.duckdb"
+
+
+@pytest.fixture
+def sync(
+    fake: FakeExtendServer, tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., SyncResult]:
+    """Run one sync of the fake into db_path; keyword arguments go to the source."""
+    monkeypatch.setenv("EXTEND_API_KEY", fake.state.api_key)
+
+    def run(*, full_refresh: bool = False, **settings: Any) -> SyncResult:
+        pipeline = make_pipeline(pipelines_dir=tmp_path / "pipelines", duckdb_file=db_path)
+        settings = {"base_url": fake.url, **FAST_RETRIES, **settings}
+        return run_sync(pipeline, full_refresh=full_refresh, **settings)
+
+    return run
+
+
+def table_rows(db_path: Path, columns: str = "id, status, created_at, updated_at") -> dict:
+    """parse_runs as {id: row tuple}, read from the real DuckDB file."""
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        rows = con.execute(f"select {columns} from extend.parse_runs").fetchall()
+    return {row[0]: row for row in rows}
+
+
+def row_count(db_path: Path) -> int:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return con.execute("select count(*) from extend.parse_runs").fetchone()[0]
+
+
+def expected_rows(state: FakeExtendState) -> dict:
+    """What the table must hold for the fake's runs, in table_rows' shape."""
+    return {
+        r["id"]: (
+            r["id"],
+            r["status"],
+            datetime.fromisoformat(r["createdAt"]),
+            datetime.fromisoformat(r["updatedAt"]),
+        )
+        for r in state.runs()
+    }
+
+
+def stored_cursor(tmp_path: Path) -> dict:
+    """The cursor the pipeline stored for the unfiltered view, read back from dlt's state."""
+    pipeline = make_pipeline(pipelines_dir=tmp_path / "pipelines")
+    resources = pipeline.state.get("sources", {}).get("extend", {}).get("resources", {})
+    cursors = resources.get("parse_runs", {}).get("cursors", {})
+    return next(iter(cursors.values()), {})
