@@ -3,9 +3,9 @@
 There is no server-side time filter and runs change after they are first seen,
 so the cursor is more than dlt's single `last_value`: it keeps the newest
 `createdAt` loaded and the runs still in flight. Paging goes back to the oldest
-in-flight run inside a window; in-flight runs older than that are fetched one
-by one. All of it lives in dlt's resource state, which dlt saves only with a
-load package that extracted completely.
+in-flight run inside a window; in-flight runs older than that, and those paging
+passed without listing, are fetched one by one. All of it lives in dlt's
+resource state, which dlt saves only with a load package that extracted whole.
 """
 
 import hashlib
@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from extend_source.settings import TERMINAL_STATUSES
+from extend_source.settings import OVERLAP, TERMINAL_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,21 @@ class SyncCursor:
     to_refresh: list[str] = field(default_factory=list)
     ordered: bool = True
     _last_created: datetime | None = None
+    _watched: frozenset[str] = frozenset()
     _seen: set[str] = field(default_factory=set)
 
     @classmethod
-    def load(cls, state: dict[str, Any], *, start_date: datetime | None, window: timedelta):
+    def load(
+        cls, state: dict[str, Any], *, start_date: datetime | None, window: timedelta
+    ) -> "SyncCursor":
         """Read the stored cursor and plan this sync's stop point and refreshes."""
         cursor = cls(start_date=start_date, window=window)
         if state.get("newest_created_at"):
             cursor.newest = datetime.fromisoformat(state["newest_created_at"])
         cursor.in_flight = dict(state.get("in_flight") or {})
+        # Only stored in-flight runs need to be recognised when listed again,
+        # so memory stays flat however many runs a sync pages through.
+        cursor._watched = frozenset(cursor.in_flight)
         cursor._plan()
         return cursor
 
@@ -62,7 +68,9 @@ class SyncCursor:
             self.stop_at = self.start_date
             return
         horizon = self.newest - self.window
-        paged_back_to = [self.newest]
+        # The overlap re-reads a few minutes below the newest stored run, in
+        # case a run became visible in the list later than its createdAt says.
+        paged_back_to = [self.newest - OVERLAP]
         for run_id, created in self.in_flight.items():
             created_at = datetime.fromisoformat(created)
             if created_at >= horizon:
@@ -90,22 +98,25 @@ class SyncCursor:
         if self.newest is None or page_newest > self.newest:
             self.newest = page_newest
 
-        running = pc.invert(pc.is_in(table.column("status"), _TERMINAL))
-        running = pc.fill_null(running, True)
+        running = pc.fill_null(pc.invert(pc.is_in(table.column("status"), _TERMINAL)), True)
         ids = table.column("id").to_pylist()
-        created = table.column("created_at").to_pylist()
-        for run_id, created_at, is_running in zip(ids, created, running.to_pylist(), strict=True):
-            self._seen.add(run_id)
+        if self._watched:
+            self._seen.update(i for i in ids if i in self._watched)
+        for run_id, created_at, is_running in zip(
+            ids,
+            table.column("created_at").to_pylist(),
+            running.to_pylist(),
+            strict=True,
+        ):
             if is_running:
                 self.in_flight[run_id] = created_at.isoformat()
-            else:
-                self.in_flight.pop(run_id, None)
+            elif run_id in self.in_flight:
+                del self.in_flight[run_id]
 
     def _check_order(self, values: pa.Array) -> None:
         if not self.ordered:
             return
-        first = values[0].as_py()
-        rising = self._last_created is not None and first > self._last_created
+        rising = self._last_created is not None and values[0].as_py() > self._last_created
         if len(values) > 1:
             rising = rising or pc.any(pc.greater(values[1:], values[:-1])).as_py()
         if rising:
@@ -122,19 +133,23 @@ class SyncCursor:
         return self._last_created < self.stop_at
 
     def finish_paging(self, *, reached_end: bool) -> None:
-        """Forget in-flight runs that paging covered without listing them: they are gone."""
+        """Queue for a one-by-one fetch the in-flight runs paging covered but did not list.
+
+        Such a run was deleted, or left the filtered view (e.g. a status filter);
+        its own answer tells which.
+        """
         floor = None if reached_end else self.stop_at
         if floor is None and not reached_end:
             return
-        refreshing = set(self.to_refresh)
-        for run_id, created in list(self.in_flight.items()):
-            covered = floor is None or datetime.fromisoformat(created) >= floor
-            if covered and run_id not in self._seen and run_id not in refreshing:
-                logger.warning("run %s was in flight and is no longer listed", run_id)
-                del self.in_flight[run_id]
+        planned = set(self.to_refresh)
+        for run_id in self._watched - self._seen - planned:
+            created = self.in_flight.get(run_id)
+            if created and (floor is None or datetime.fromisoformat(created) >= floor):
+                self.to_refresh.append(run_id)
+        self.to_refresh = [r for r in self.to_refresh if r not in self._seen]
 
     def refreshed(self, run_id: str, status: str | None) -> None:
-        """Record the outcome of fetching one old in-flight run; None means it is gone."""
+        """Record the outcome of fetching one in-flight run; None means it is gone."""
         if status is None or status in TERMINAL_STATUSES:
             self.in_flight.pop(run_id, None)
 

@@ -1,5 +1,7 @@
 """Constants of the Extend API that the connector relies on, in one place."""
 
+from datetime import timedelta
+
 API_VERSION = "2026-02-09"
 
 DEFAULT_BASE_URL = "https://api.extend.ai"
@@ -34,6 +36,9 @@ TERMINAL_STATUSES = frozenset({"PROCESSED", "FAILED", "CANCELLED"})
 # How far behind the newest stored run a sync pages back to re-read runs that
 # were still in flight; older in-flight runs are fetched one by one instead.
 DEFAULT_INFLIGHT_WINDOW_HOURS = 24.0
+
+# Every incremental sync re-reads this far below the newest stored run.
+OVERLAP = timedelta(minutes=5)
 
 # Pace for the one-by-one refreshes, well below the smallest account limit
 # (10 requests/s on pay-as-you-go), since list paging shares that budget.

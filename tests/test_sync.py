@@ -52,22 +52,38 @@ def test_sync_with_nothing_new_reads_one_page_and_loads_no_duplicates(fake, sync
 
 
 def test_old_in_flight_runs_are_refreshed_one_by_one_and_a_404_is_tolerated(fake, sync, db_path):
-    sync(inflight_window_hours=0)
+    sync(inflight_window_hours=0, page_size=5)
     in_flight = fake.state.in_flight_ids()
-    fake.state.settle_run(in_flight[0], "PROCESSED")
-    fake.state.delete_run(in_flight[1])
+    finished, deleted = in_flight[-1], in_flight[-2]
+    fake.state.settle_run(finished, "PROCESSED")
+    fake.state.delete_run(deleted)
     fake.state.requests.clear()
 
-    result = sync(inflight_window_hours=0, refresh_requests_per_second=1000)
+    result = sync(inflight_window_hours=0, page_size=5, refresh_requests_per_second=1000)
 
-    # With no window only the newest run is re-listed; every older one is fetched.
-    newest = fake.state.runs()[0]["id"]
+    # With no window, paging stops a few minutes below the newest run; every
+    # in-flight run it did not list again is fetched by id instead.
+    listed = {r["id"] for r in fake.state.runs()[: result.stats.pages * 5]}
     detail_paths = [r.path for r in fake.state.requests if r.path != "/parse_runs"]
-    assert sorted(detail_paths) == sorted(f"/parse_runs/{i}" for i in in_flight if i != newest)
+    assert sorted(detail_paths) == sorted(f"/parse_runs/{i}" for i in in_flight if i not in listed)
+    assert len(detail_paths) > 10
     assert result.stats.runs_gone == 1
-    assert table_rows(db_path)[in_flight[0]][1] == "PROCESSED"
-    assert in_flight[1] in table_rows(db_path), "a gone run keeps its last row"
-    assert in_flight[1] not in stored_cursor(db_path.parent)["in_flight"]
+    assert table_rows(db_path)[finished][1] == "PROCESSED"
+    assert deleted in table_rows(db_path), "a gone run keeps its last row"
+    assert deleted not in stored_cursor(db_path.parent)["in_flight"]
+    assert finished not in stored_cursor(db_path.parent)["in_flight"]
+
+
+def test_a_run_that_leaves_a_status_filter_is_fetched_and_updated(fake, sync, db_path):
+    sync(status="PROCESSING")
+    leaving = fake.state.in_flight_ids()
+    leaving = [i for i in leaving if fake.state.get(i)["status"] == "PROCESSING"][0]
+    fake.state.settle_run(leaving, "FAILED")
+
+    result = sync(status="PROCESSING", refresh_requests_per_second=1000)
+
+    assert result.stats.runs_refreshed == 1
+    assert table_rows(db_path)[leaving][1] == "FAILED"
 
 
 def test_start_date_skips_runs_created_before_it_and_stops_paging(fake, sync, db_path):
