@@ -6,16 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination import TDestinationReferenceArg
 from dlt.common.pipeline import LoadInfo
 
 from extend_source import SyncStats, extend_source
+from pipelines.views import create_views, drop_views
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PIPELINE_NAME = "extend"
 DEFAULT_DATASET = "extend"
 DEFAULT_DUCKDB_FILE = "extend_runs.duckdb"
+DEFAULT_DESTINATION = "duckdb"
 TABLE = "parse_runs"
+# The filesystem destination merges on `id` only into a table format; Delta is
+# the one dlt writes with deltalake alone, readable by Spark, Trino and DuckDB.
+DEFAULT_LAKE_TABLE_FORMAT = "delta"
 
 
 @dataclass
@@ -33,14 +39,20 @@ class SyncResult:
 def make_pipeline(
     *,
     pipeline_name: str = DEFAULT_PIPELINE_NAME,
-    destination: str = "duckdb",
+    destination: TDestinationReferenceArg | None = None,
     dataset: str = DEFAULT_DATASET,
     duckdb_file: str | Path | None = None,
     pipelines_dir: str | Path | None = None,
 ) -> dlt.Pipeline:
-    """A dlt pipeline for the sync; DuckDB writes to `duckdb_file` (default extend_runs.duckdb)."""
-    target: Any = destination
-    if destination == "duckdb":
+    """A dlt pipeline for the sync, to any dlt destination: a name, a factory or a module.
+
+    With no `destination`, dlt config's `destination_type` (for example the
+    `DESTINATION_TYPE` environment variable) names it, else DuckDB, which writes to
+    `duckdb_file` (default extend_runs.duckdb). Credentials and other settings of the
+    destination come from dlt config and secrets as usual.
+    """
+    target = destination or configured_destination(pipeline_name) or DEFAULT_DESTINATION
+    if target == "duckdb":
         target = dlt.destinations.duckdb(str(duckdb_file or DEFAULT_DUCKDB_FILE))
     return dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -50,13 +62,31 @@ def make_pipeline(
     )
 
 
+def configured_destination(pipeline_name: str = DEFAULT_PIPELINE_NAME) -> str | None:
+    """The destination dlt config names for this pipeline, as `dlt.pipeline` looks it up."""
+    return dlt.config.get(f"pipelines.{pipeline_name}.destination_type") or dlt.config.get(
+        "destination_type"
+    )
+
+
 def run_sync(
-    pipeline: dlt.Pipeline, *, full_refresh: bool = False, **source_settings: Any
+    pipeline: dlt.Pipeline,
+    *,
+    full_refresh: bool = False,
+    table_format: str | None = None,
+    **source_settings: Any,
 ) -> SyncResult:
-    """Extract, normalise and load one sync; settings not given come from dlt config."""
+    """Extract, normalise and load one sync, then refresh the analytics views.
+
+    Source settings not given come from dlt config; `table_format` ("delta" or
+    "iceberg") applies to the filesystem destination, where it defaults to Delta.
+    """
     stats = SyncStats()
     source = extend_source(stats=stats, **source_settings)
-    load_info = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
+    load_info = pipeline.run(
+        source, **prepare_load(pipeline, full_refresh=full_refresh, table_format=table_format)
+    )
+    create_views(pipeline)
 
     normalize_info = pipeline.last_trace.last_normalize_info
     rows = normalize_info.row_counts.get(TABLE, 0) if normalize_info else 0
@@ -70,8 +100,30 @@ def run_sync(
     )
 
 
+def prepare_load(
+    pipeline: dlt.Pipeline, *, full_refresh: bool = False, table_format: str | None = None
+) -> dict[str, Any]:
+    """The keyword arguments of `pipeline.run` for one sync, with the views out of the way.
+
+    A full refresh drops the views first: PostgreSQL refuses to drop a table that a
+    view reads, and the views are created again after the load.
+    """
+    if full_refresh:
+        drop_views(pipeline)
+    if table_format is None and _is_filesystem(pipeline):
+        table_format = DEFAULT_LAKE_TABLE_FORMAT
+    return {"refresh": "drop_sources" if full_refresh else None, "table_format": table_format}
+
+
+def _is_filesystem(pipeline: dlt.Pipeline) -> bool:
+    return pipeline.destination.destination_type == "dlt.destinations.filesystem"
+
+
 def _location(pipeline: dlt.Pipeline) -> str:
     client_config = pipeline.destination_client().config
+    bucket_url = getattr(client_config, "bucket_url", None)
+    if bucket_url:
+        return str(bucket_url)
     credentials = getattr(client_config, "credentials", None)
     database = getattr(credentials, "database", None)
     if pipeline.destination.destination_name == "duckdb" and database:

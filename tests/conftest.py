@@ -1,5 +1,6 @@
 """Fixtures: the project's fake Extend API on loopback, and a pipeline on a temp DuckDB file."""
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
 from pipelines.extend_pipeline import SyncResult, make_pipeline, run_sync
+from tests.postgres_server import PostgresServer, find_server_programs
 
 NEWEST = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 RUNS = 2500
@@ -46,12 +48,37 @@ def sync(
     """Run one sync of the fake into db_path; keyword arguments go to the source."""
     monkeypatch.setenv("EXTEND_API_KEY", fake.state.api_key)
 
-    def run(*, full_refresh: bool = False, **settings: Any) -> SyncResult:
-        pipeline = make_pipeline(pipelines_dir=tmp_path / "pipelines", duckdb_file=db_path)
+    def run(*, full_refresh: bool = False, destination: Any = None, **settings: Any) -> SyncResult:
+        pipeline = make_pipeline(
+            pipelines_dir=tmp_path / "pipelines", duckdb_file=db_path, destination=destination
+        )
         settings = {"base_url": fake.url, **FAST_RETRIES, **settings}
         return run_sync(pipeline, full_refresh=full_refresh, **settings)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on 127.0.0.1 for the whole session, stopped at its end."""
+    programs = find_server_programs()
+    if programs is None:
+        message = "PostgreSQL server not installed; bash scripts/test installs it when root"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(programs)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database, set as dlt's postgres credentials; returns its connection string."""
+    dsn = postgres_server.create_database()
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
+    return dsn
 
 
 def table_rows(db_path: Path, columns: str = "id, status, created_at, updated_at") -> dict:
