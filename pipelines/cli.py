@@ -1,11 +1,13 @@
 """`extend-sync`: the command people run by hand, from cron or from a scheduler."""
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from extend_source.errors import (
@@ -33,6 +35,7 @@ EXIT_API = 3
 EXIT_DESTINATION = 4
 
 DEMO_RUNS = 3000
+LOG_FORMATS = ("text", "json")
 
 # Flag name -> extend_source argument; only flags the user gave are passed, so
 # the rest still come from .dlt/config.toml or the environment.
@@ -58,7 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--base-url", help="API host or region: us, us2, eu1 (default us)")
     parser.add_argument("--workspace-id", help="x-extend-workspace-id, for organization keys")
-    parser.add_argument("--destination", default="duckdb", help="dlt destination (duckdb)")
+    parser.add_argument(
+        "--destination",
+        help="dlt destination: duckdb (default), postgres, filesystem, motherduck, bigquery, "
+        "snowflake, databricks, redshift, ...; else destination_type from dlt config",
+    )
+    parser.add_argument(
+        "--table-format",
+        choices=("delta", "iceberg"),
+        help="table format on the filesystem destination (delta)",
+    )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help="dataset/schema name")
     parser.add_argument("--pipeline-name", default=None, help="dlt pipeline name (extend)")
     parser.add_argument("--duckdb-file", default=None, help="DuckDB file (extend_runs.duckdb)")
@@ -72,13 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--full-refresh", action="store_true", help="drop tables and state")
     parser.add_argument("--demo", action="store_true", help="sync from a local fake API")
     parser.add_argument("--verbose", action="store_true", help="log request detail")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="stderr log lines: text, or json (one object per line)",
+    )
+    parser.epilog = "extend-sync report --help: a summary of the runs in the DuckDB file."
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sync and return the process exit code."""
+    """Run one sync (or, with `report` first, the report) and return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        from pipelines.report import main as report_main
+
+        return report_main(argv[1:])
     args = build_parser().parse_args(argv)
-    configure_logging(verbose=args.verbose)
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     started = time.monotonic()
     try:
         result = _demo(args) if args.demo else _sync(args)
@@ -102,7 +126,12 @@ def _sync(args: argparse.Namespace) -> SyncResult:
         dataset=args.dataset,
         duckdb_file=args.duckdb_file,
     )
-    return run_sync(pipeline, full_refresh=args.full_refresh, **source_settings(args))
+    return run_sync(
+        pipeline,
+        full_refresh=args.full_refresh,
+        table_format=args.table_format,
+        **source_settings(args),
+    )
 
 
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,10 +223,28 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def configure_logging(*, verbose: bool) -> None:
-    """Log to stderr, one line per event, as a cron job should."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, RFC 3339), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(*, verbose: bool, log_format: str = "text") -> None:
+    """Log to stderr, one line per event, as text or JSON, as a cron job should."""
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
     )

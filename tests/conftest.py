@@ -45,12 +45,16 @@ def db_path(tmp_path: Path) -> Path:
 def sync(
     fake: FakeExtendServer, tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., SyncResult]:
-    """Run one sync of the fake into db_path; keyword arguments go to the source."""
+    """Run one sync of the fake into db_path, or into `destination` with a pipeline of its
+    own; the other keyword arguments go to the source."""
     monkeypatch.setenv("EXTEND_API_KEY", fake.state.api_key)
 
     def run(*, full_refresh: bool = False, destination: Any = None, **settings: Any) -> SyncResult:
+        pipelines_dir = tmp_path / (
+            "pipelines" if destination is None else f"pipelines-{destination}"
+        )
         pipeline = make_pipeline(
-            pipelines_dir=tmp_path / "pipelines", duckdb_file=db_path, destination=destination
+            pipelines_dir=pipelines_dir, duckdb_file=db_path, destination=destination
         )
         settings = {"base_url": fake.url, **FAST_RETRIES, **settings}
         return run_sync(pipeline, full_refresh=full_refresh, **settings)
