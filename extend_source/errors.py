@@ -48,3 +48,7 @@ class ExtendTransportError(ExtendError):
 
 class ExtendDataError(ExtendError):
     """The API answered 200 with data the connector cannot load without losing it."""
+
+
+class ExtendLockedError(ExtendError):
+    """Another sync of the same pipeline or DuckDB file is running; nothing was done."""

@@ -7,8 +7,10 @@ headers, speaks Extend's error body, and can be told to misbehave.
 
 import base64
 import bisect
+import email.utils
 import itertools
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from extend_source.settings import API_VERSION, MAX_PAGE_SIZE
 
 DEFAULT_KEY = "sk_fake_local_demo_key"
 SERVER_DEFAULT_PAGE_SIZE = 10
+# How long a page held by `block_on_page` waits to be released, at most.
+BLOCK_TIMEOUT_SECONDS = 60.0
 FILE_TYPES = ("PDF", "PDF", "PDF", "IMG", "DOCX", "EXCEL", "CSV", "TXT", "HTML", "XML")
 FAILURES = (
     ("CORRUPT_FILE", "The file appears to be corrupted."),
@@ -137,13 +141,28 @@ class Fault:
     reset: bool = False
 
 
+def http_date(seconds_from_now: float) -> str:
+    """An HTTP-date that many seconds ahead, the other form a `Retry-After` may take."""
+    return email.utils.formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+# Misbehaving list pages, by name; `FakeExtendState.page_quirks` says which page gets one.
+PAGE_QUIRKS = {
+    "hollow": "no runs, but a fresh nextPageToken to the same place",
+    "null-data": "'data' is null, with a fresh nextPageToken to the same place",
+    "blank-token": "the last page says nextPageToken '' instead of leaving it out",
+    "repeat-token": "the page hands back the nextPageToken it was asked with",
+}
+
+
 @dataclass
 class Request:
-    """What the fake saw of one request."""
+    """What the fake saw of one request, and when (time.monotonic)."""
 
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -156,6 +175,10 @@ class FakeExtendState:
     fail_after_pages: int | None = None
     oldest_first: bool = False
     page_delay: float = 0.0
+    page_quirks: dict[int, str] = field(default_factory=dict)
+    block_on_page: int | None = None
+    page_blocked: threading.Event = field(default_factory=threading.Event)
+    unblock: threading.Event = field(default_factory=threading.Event)
     requests: list[Request] = field(default_factory=list)
     list_pages_served: int = 0
     _runs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -233,6 +256,30 @@ class FakeExtendState:
                 body["nextPageToken"] = _encode_token((_sort_key(last), last["id"]))
             return body
 
+    def quirky_page(self, token: str | None, limit: int, filters: dict[str, str]) -> dict[str, Any]:
+        """The next list answer: a keyset page, bent by `page_quirks` for this page number."""
+        quirk = self.page_quirks.get(self.list_pages_served + 1)
+        if quirk is not None and quirk not in PAGE_QUIRKS:
+            raise ValueError(f"unknown page quirk {quirk!r}; known: {', '.join(PAGE_QUIRKS)}")
+        if quirk in ("hollow", "null-data"):
+            data = [] if quirk == "hollow" else None
+            return {"object": "list", "data": data, "nextPageToken": self._alias(token)}
+        body = self.page(token, limit, filters)
+        if quirk == "blank-token" and "nextPageToken" not in body:
+            body["nextPageToken"] = ""
+        if quirk == "repeat-token" and token:
+            body["nextPageToken"] = token
+        return body
+
+    def _alias(self, token: str | None) -> str:
+        # Another text for the same position, as a server minting tokens per answer would.
+        key = _decode_token(token) if token else self._top()
+        return base64.urlsafe_b64encode(orjson.dumps([*key, next(_aliases)])).decode()
+
+    def _top(self) -> tuple[str, str]:
+        # A position before the first run in paging order.
+        return ("", "") if self.oldest_first else ("~", "")
+
     def _positions(self, token: str | None) -> Iterator[int]:
         # Newest first unless told otherwise; the token names the last run served.
         if self.oldest_first:
@@ -252,7 +299,7 @@ def _encode_token(key: tuple[str, str]) -> str:
 
 
 def _decode_token(token: str) -> tuple[str, str]:
-    key, run_id = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+    key, run_id, *_ = orjson.loads(base64.urlsafe_b64decode(token.encode()))
     return (key, run_id)
 
 
@@ -273,6 +320,7 @@ def _matches(run: dict[str, Any], filters: dict[str, str]) -> bool:
 
 FILTER_NAMES = ("status", "batchId", "source", "sourceId", "fileNameContains")
 _request_ids = itertools.count(1)
+_aliases = itertools.count(1)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -318,10 +366,13 @@ class _Handler(BaseHTTPRequestHandler):
         if state.fail_after_pages is not None and state.list_pages_served >= state.fail_after_pages:
             self._error(500, "INTERNAL_ERROR", "Injected persistent failure", retryable=True)
             return
+        if state.block_on_page == state.list_pages_served + 1:
+            state.page_blocked.set()
+            state.unblock.wait(BLOCK_TIMEOUT_SECONDS)
         if state.page_delay:
             time.sleep(state.page_delay)
         filters = {k: query[k] for k in FILTER_NAMES if query.get(k)}
-        body = state.page(query.get("nextPageToken"), int(limit_text), filters)
+        body = state.quirky_page(query.get("nextPageToken"), int(limit_text), filters)
         state.list_pages_served += 1
         self._send(200, orjson.dumps(body))
 
@@ -426,6 +477,11 @@ class FakeExtendServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out or was killed has hung up: expected here, not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def __enter__(self) -> "FakeExtendServer":
         self._thread.start()

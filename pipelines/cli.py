@@ -15,6 +15,7 @@ from extend_source.errors import (
     ExtendConfigError,
     ExtendDataError,
     ExtendError,
+    ExtendLockedError,
     ExtendTransportError,
 )
 from extend_source.settings import API_KEY_ENV
@@ -33,6 +34,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_API = 3
 EXIT_DESTINATION = 4
+EXIT_BUSY = 5  # another sync of the same pipeline or DuckDB file is running
 
 DEMO_RUNS = 3000
 LOG_FORMATS = ("text", "json")
@@ -161,6 +163,8 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
         return EXIT_CONFIG, str(cause)
     if isinstance(cause, ExtendApiError | ExtendTransportError | ExtendDataError):
         return EXIT_API, str(cause)
+    if isinstance(cause, ExtendLockedError):
+        return EXIT_BUSY, str(cause)
     if isinstance(cause, ExtendError):
         return EXIT_FAILED, str(cause)
     if _is_config_problem(cause):

@@ -10,6 +10,7 @@ from dlt.common.destination import TDestinationReferenceArg
 from dlt.common.pipeline import LoadInfo
 
 from extend_source import SyncStats, extend_source
+from pipelines.guard import guarded
 from pipelines.views import create_views, drop_views
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def configured_destination(pipeline_name: str = DEFAULT_PIPELINE_NAME) -> str | 
     )
 
 
+@guarded
 def run_sync(
     pipeline: dlt.Pipeline,
     *,

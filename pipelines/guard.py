@@ -1,0 +1,80 @@
+"""What keeps syncs from colliding or stopping half-way: locks, and the finish of a killed sync.
+
+Two syncs of one pipeline would share its dlt working folder (state, load
+packages), and two writers of one DuckDB file would collide at load time, so a
+sync holds a lock on each. The locks are `flock` locks, which the operating
+system drops when the process ends, even by SIGKILL: a lock is never stale.
+"""
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dlt
+from filelock import FileLock, Timeout
+
+from extend_source.errors import ExtendLockedError
+
+logger = logging.getLogger(__name__)
+
+LOCK_SUFFIX = ".sync.lock"
+
+T = TypeVar("T")
+
+
+def lock_paths(pipeline: dlt.Pipeline) -> list[Path]:
+    """The lock files of a sync: one beside the pipeline's folder, one beside its DuckDB file."""
+    paths = [Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}{LOCK_SUFFIX}"]
+    if pipeline.destination and pipeline.destination.destination_type == "dlt.destinations.duckdb":
+        database = pipeline.destination_client().config.credentials.database
+        paths.append(Path(f"{database}{LOCK_SUFFIX}"))
+    return paths
+
+
+@contextmanager
+def sync_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold every lock of a sync, or raise `ExtendLockedError` at once if one is taken."""
+    with ExitStack() as held:
+        for path in lock_paths(pipeline):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                held.enter_context(FileLock(path, timeout=0))
+            except Timeout:
+                raise ExtendLockedError(
+                    f"another sync is running: it holds the lock {path}; let it finish, "
+                    "then run this sync again (the lock goes when that process ends)"
+                ) from None
+        yield
+
+
+def finish_interrupted_sync(pipeline: dlt.Pipeline) -> None:
+    """Load what a killed or failed sync left extracted or normalised.
+
+    `Pipeline.run` would load such packages and then stop without reading anything
+    new; loading them first lets this sync go on to read the API as usual.
+    """
+    if not pipeline.has_pending_data:
+        return
+    pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+    logger.warning(
+        "loading %d load package(s) an interrupted sync left behind: %s",
+        len(pending),
+        ", ".join(pending),
+    )
+    pipeline.normalize()
+    pipeline.load()
+
+
+def guarded(sync: Callable[..., T]) -> Callable[..., T]:
+    """Run `sync(pipeline, ...)` under the pipeline's locks, after finishing an interrupted one."""
+
+    @functools.wraps(sync)
+    def run(pipeline: dlt.Pipeline, *args: Any, **kwargs: Any) -> T:
+        with sync_lock(pipeline):
+            finish_interrupted_sync(pipeline)
+            return sync(pipeline, *args, **kwargs)
+
+    return run

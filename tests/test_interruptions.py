@@ -1,0 +1,108 @@
+"""A sync killed at any step, or started twice at once, loses and duplicates nothing."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
+from pipelines.cli import EXIT_BUSY, EXIT_OK, main
+from pipelines.guard import LOCK_SUFFIX
+from tests.conftest import NEWEST, expected_rows, row_count, table_rows
+
+DRIVER = Path(__file__).with_name("sync_driver.py")
+RUNS = 300
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeExtendServer]:
+    """A small fake: 300 runs, three pages of 100."""
+    state = FakeExtendState()
+    state.load(generate_runs(RUNS, newest=NEWEST))
+    with FakeExtendServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def flags(fake: FakeExtendServer, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """extend-sync flags for the fake and the test's DuckDB file."""
+    monkeypatch.setenv("EXTEND_API_KEY", fake.state.api_key)
+    return ["--base-url", fake.url, "--duckdb-file", str(db_path), "--page-size", "100"]
+
+
+def start_child(point: str, marker: Path, flags: list[str]) -> subprocess.Popen:
+    """extend-sync in a child process that halts at `point` (see sync_driver.py)."""
+    log = marker.with_suffix(".log").open("w")
+    return subprocess.Popen(
+        [sys.executable, str(DRIVER), point, str(marker), *flags], stdout=log, stderr=log
+    )
+
+
+def wait_until(condition: Callable[[], bool], child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert child.poll() is None, f"the child sync ended early with {child.returncode}"
+        assert time.monotonic() < deadline, "the child sync never reached its halt"
+        time.sleep(0.02)
+
+
+def change_the_api(state: FakeExtendState) -> None:
+    """New runs, and some of the runs in flight finish: what a later sync must pick up."""
+    in_flight = state.in_flight_ids()
+    state.settle_run(in_flight[0], "PROCESSED")
+    state.settle_run(in_flight[1], "FAILED")
+    state.add_runs(150, status="PROCESSING")
+
+
+@pytest.mark.parametrize("point", ["extract", "normalize", "load", "load-commit"])
+def test_a_sync_killed_mid_step_is_finished_by_the_next_with_every_run_once(
+    fake, flags, db_path, tmp_path, point
+):
+    assert main(flags) == EXIT_OK
+    change_the_api(fake.state)
+    marker = tmp_path / "halted"
+    if point == "extract":
+        fake.state.block_on_page = fake.state.list_pages_served + 2
+
+    child = start_child("none" if point == "extract" else point, marker, flags)
+    wait_until(lambda: marker.exists() or fake.state.page_blocked.is_set(), child)
+    child.kill()
+    child.wait()
+    fake.state.unblock.set()
+    fake.state.add_runs(20)
+
+    assert main(flags) == EXIT_OK
+    assert table_rows(db_path) == expected_rows(fake.state)
+    assert row_count(db_path) == RUNS + 170
+    assert main(flags) == EXIT_OK
+    assert row_count(db_path) == RUNS + 170
+
+
+@pytest.mark.parametrize(
+    ("second_flags", "held_lock"),
+    [([], "extend" + LOCK_SUFFIX), (["--pipeline-name", "other"], "duckdb" + LOCK_SUFFIX)],
+    ids=["same-pipeline", "other-pipeline-same-duckdb-file"],
+)
+def test_a_second_sync_started_meanwhile_stops_at_once_and_names_the_lock(
+    fake, flags, db_path, tmp_path, capsys, second_flags, held_lock
+):
+    fake.state.block_on_page = 2
+    child = start_child("none", tmp_path / "first", flags)
+    wait_until(fake.state.page_blocked.is_set, child)
+
+    started = time.monotonic()
+    code = main([*flags, *second_flags])
+    waited = time.monotonic() - started
+    fake.state.unblock.set()
+
+    assert code == EXIT_BUSY
+    assert waited < 5
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "another sync is running" in error and held_lock in error
+    assert child.wait(timeout=60) == EXIT_OK
+    assert table_rows(db_path) == expected_rows(fake.state)
+    assert main(flags) == EXIT_OK
+    assert row_count(db_path) == RUNS
