@@ -1,0 +1,1 @@
+"""The sync benchmark: run by hand with `bash bench/run`, never in CI."""
