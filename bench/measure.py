@@ -4,7 +4,8 @@
 
 The key comes from EXTEND_API_KEY and the API version from BENCH_API_VERSION. Imports
 happen before the clock starts; the last line printed is a JSON object with the job's
-seconds, the seconds its imports took and the process's peak resident memory.
+seconds and CPU seconds, the seconds its imports took and the process's peak resident
+memory.
 """
 
 import json
@@ -117,16 +118,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     """Prepare one job, time it, and print what it measured."""
     kind, url, workdir = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     started = time.perf_counter()
     job = JOBS[kind](url, workdir)
-    prepared = time.perf_counter()
+    prepared, cpu_before = time.perf_counter(), _cpu_seconds()
     detail = job()
     finished = time.perf_counter()
     result = {
         "seconds": finished - prepared,
+        "cpu_seconds": _cpu_seconds() - cpu_before,
         "import_seconds": prepared - started,
         "peak_rss_mb": peak_rss_mb(),
         **detail,

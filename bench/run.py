@@ -59,6 +59,7 @@ class Sample:
     """One timed job, as its own process and the server saw it."""
 
     seconds: float
+    cpu_seconds: float
     process_seconds: float
     peak_rss_mb: float
     list_requests: int
@@ -149,6 +150,7 @@ def measure(server: BenchServer, job: str, workdir: Path) -> Sample:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return Sample(
         seconds=result["seconds"],
+        cpu_seconds=result["cpu_seconds"],
         process_seconds=process_seconds,
         peak_rss_mb=result["peak_rss_mb"],
         list_requests=after["list"] - before["list"],
@@ -259,7 +261,8 @@ JOB_NAMES = {
     "rest_api": "4. dlt rest_api, full",
 }
 HEADER = (
-    "| runs | job | wall s, median (min-max) | process s | runs/s | peak RSS MB, median (max) "
+    "| runs | job | wall s, median (min-max) | CPU s | process s | runs/s "
+    "| peak RSS MB, median (max) "
     "| list requests | server CPU | ratio, median (min-max) |"
 )
 
@@ -273,7 +276,8 @@ def table(results: list[SizeResult]) -> str:
             if samples:
                 lines.append(_row(result, job, name, samples))
             elif job in result.skipped:
-                lines.append(f"| {result.runs:,} | {name} | {result.skipped[job]} |||||||")
+                blanks = " |" * (HEADER.count("|") - 4)
+                lines.append(f"| {result.runs:,} | {name} | {result.skipped[job]} |{blanks}")
     return "\n".join(lines)
 
 
@@ -283,6 +287,7 @@ def _row(result: SizeResult, job: str, name: str, samples: list[Sample]) -> str:
         f"{result.runs:,}",
         name,
         _spread(seconds),
+        f"{statistics.median(s.cpu_seconds for s in samples):.2f}",
         f"{statistics.median(s.process_seconds for s in samples):.2f}",
         f"{statistics.median(s.runs_listed / s.seconds for s in samples):,.0f}",
         f"{statistics.median(s.peak_rss_mb for s in samples):.0f} "
