@@ -15,6 +15,7 @@ from extend_source.errors import (
     ExtendApiError,
     ExtendAuthError,
     ExtendConfigError,
+    ExtendDataError,
     ExtendTransportError,
 )
 from extend_source.settings import (
@@ -41,6 +42,17 @@ AUTH_HINTS = {
     401: "Check EXTEND_API_KEY: the key is missing, malformed or revoked",
     403: "Check the workspace id: this key may not reach that workspace",
 }
+STATUS_HINTS = {
+    **AUTH_HINTS,
+    400: "Check the filters and api_version; if they look right, report the requestId",
+    402: "The account is out of credits; top it up, then run the sync again",
+    404: "Check base_url: it should be an Extend API host or region name",
+    429: "Still rate-limited after every retry; run the sync again later",
+}
+SERVER_ERROR_HINT = (
+    "Extend, or a proxy in front of it, kept failing; run the sync again later, "
+    "and give Extend support the requestId if it persists"
+)
 
 BODY_EXCERPT_CHARS = 200
 
@@ -112,6 +124,7 @@ class ExtendClient:
             },
         )
         self._max_attempts = max_attempts
+        self._timeout = timeout
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, paced_rps: float = 0.0
@@ -123,8 +136,8 @@ class ExtendClient:
             response = self._client.session.get(self.base_url + path, params=params)
         except requests.RequestException as exc:
             raise ExtendTransportError(
-                f"no answer from {self.base_url} for GET {path} after "
-                f"{self._max_attempts} attempts: {type(exc).__name__}; check the "
+                f"no usable answer from {self.base_url} for GET {path} in "
+                f"{self._max_attempts} attempts: {self._transport_problem(exc)}; check the "
                 "network and base_url, then run the sync again"
             ) from None
         if response.status_code >= 400:
@@ -149,6 +162,16 @@ class ExtendClient:
         else:
             logger.debug("HTTP %s on GET %s", status, path)
 
+    def _transport_problem(self, exc: requests.RequestException) -> str:
+        # Named by kind only: the exception's own text quotes the whole URL.
+        if isinstance(exc, requests.Timeout):
+            return f"no answer within request_timeout ({self._timeout:g}s)"
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            return "the answer was cut off mid-body"
+        if isinstance(exc, requests.ConnectionError):
+            return "the connection was refused or reset"
+        return type(exc).__name__
+
     def _pace(self, rps: float) -> None:
         with self._lock:
             wait = self._last_paced_at + 1.0 / rps - time.monotonic()
@@ -163,7 +186,13 @@ class ExtendClient:
 def _decode(response: requests.Response, path: str) -> dict[str, Any]:
     try:
         body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            raise ExtendDataError(
+                f"Extend API answered GET {path} with JSON nested more than 1024 levels "
+                f"deep, likely a run's metadata (requestId {_request_id(response)}); flatten "
+                "or remove that metadata, then run the sync again"
+            ) from None
         raise ExtendTransportError(
             f"Extend API answered HTTP {response.status_code} on GET {path} with a body "
             f"that is not JSON (requestId {_request_id(response)}): "
@@ -183,13 +212,14 @@ def api_error(response: requests.Response, path: str) -> ExtendApiError:
     request_id = request_id or _request_id(response)
     status = response.status_code
     error_type = ExtendAuthError if status in AUTH_HINTS else ExtendApiError
+    hint = STATUS_HINTS.get(status) or (SERVER_ERROR_HINT if status >= 500 else "")
     return error_type(
         status=status,
         path=path,
         code=code,
         message=message,
         request_id=request_id,
-        hint=AUTH_HINTS.get(status, ""),
+        hint=hint,
     )
 
 

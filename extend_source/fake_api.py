@@ -9,6 +9,7 @@ import base64
 import bisect
 import email.utils
 import itertools
+import json
 import random
 import sys
 import threading
@@ -134,6 +135,8 @@ class Fault:
 
     status: int | None = None
     retry_after: str | None = None
+    # Retry-After as an HTTP-date this many seconds after the answer is sent.
+    retry_after_date: float | None = None
     body: bytes | None = None
     content_type: str = "application/json"
     delay: float = 0.0
@@ -152,6 +155,7 @@ PAGE_QUIRKS = {
     "null-data": "'data' is null, with a fresh nextPageToken to the same place",
     "blank-token": "the last page says nextPageToken '' instead of leaving it out",
     "repeat-token": "the page hands back the nextPageToken it was asked with",
+    "overlap": "the page starts again with the last run of the page before",
 }
 
 
@@ -269,6 +273,8 @@ class FakeExtendState:
             body["nextPageToken"] = ""
         if quirk == "repeat-token" and token:
             body["nextPageToken"] = token
+        if quirk == "overlap" and token:
+            body["data"] = [self._runs[_decode_token(token)[1]], *body["data"]]
         return body
 
     def _alias(self, token: str | None) -> str:
@@ -287,6 +293,15 @@ class FakeExtendState:
             return iter(range(start, len(self._keys)))
         end = bisect.bisect_left(self._keys, _decode_token(token)) if token else len(self._keys)
         return iter(range(end - 1, -1, -1))
+
+
+def dump_json(body: Any) -> bytes:
+    """JSON bytes as the API sends them, however deeply a run's metadata nests."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # orjson stops at 254 levels; the standard library goes to the recursion limit.
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _sort_key(run: dict[str, Any]) -> str:
@@ -374,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         filters = {k: query[k] for k in FILTER_NAMES if query.get(k)}
         body = state.quirky_page(query.get("nextPageToken"), int(limit_text), filters)
         state.list_pages_served += 1
-        self._send(200, orjson.dumps(body))
+        self._send(200, dump_json(body))
 
     def _retrieve(self, state: FakeExtendState, run_id: str) -> None:
         run = state.get(run_id)
@@ -401,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
                         }
                     ]
                 }
-        self._send(200, orjson.dumps(detail))
+        self._send(200, dump_json(detail))
 
     def _serve_fault(self, fault: Fault) -> bool:
         if fault.delay:
@@ -420,15 +435,20 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.status is None:
             return False
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        retry_after = fault.retry_after
+        if fault.retry_after_date is not None:
+            retry_after = http_date(fault.retry_after_date)
+        headers = {"Retry-After": retry_after} if retry_after else {}
         body = fault.body
         if body is None:
+            request_id = self._request_id()
+            headers["x-extend-request-id"] = request_id
             body = orjson.dumps(
                 {
                     "code": "INJECTED",
                     "message": f"Injected HTTP {fault.status}",
                     "retryable": fault.status >= 429,
-                    "requestId": self._request_id(),
+                    "requestId": request_id,
                 }
             )
         self._send(fault.status, body, content_type=fault.content_type, headers=headers)

@@ -168,7 +168,7 @@ def page_to_table(records: list[dict[str, Any]]) -> pa.Table:
         raise ExtendDataError(_describe_bad_record(records, exc)) from None
 
     arrays = [_column(nested, column, records) for column in COLUMNS]
-    arrays.append(pa.array([_dump_json(r.get(JSON_COLUMN)) for r in records], pa.string()))
+    arrays.append(pa.array([_metadata_json(r) for r in records], pa.string()))
     return pa.Table.from_arrays(arrays, schema=TABLE_SCHEMA)
 
 
@@ -208,14 +208,23 @@ def _parse_timestamps(values: pa.Array, column: Column, records: list[dict[str, 
         raise
 
 
-def _dump_json(value: Any) -> str | None:
+def _metadata_json(record: dict[str, Any]) -> str | None:
+    value = record.get(JSON_COLUMN)
     if value is None:
         return None
     try:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
-        # orjson stops at 254 levels of nesting; the standard library goes deeper.
-        return json.dumps(value, ensure_ascii=False)
+        pass
+    # orjson stops at 254 levels of nesting; the standard library goes on to
+    # Python's recursion limit, which no metadata worth loading reaches.
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise ExtendDataError(
+            f"run {record.get('id')!r} has metadata nested too deeply to store (over "
+            "~900 levels); flatten or remove that run's metadata, then run the sync again"
+        ) from None
 
 
 def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
