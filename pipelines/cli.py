@@ -110,15 +110,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _demo(args) if args.demo else _sync(args)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
-            print("extend-sync: interrupted; the last good sync is kept", file=sys.stderr)
+            say_failure("interrupted; the last good sync is kept", log_format=args.log_format)
             return EXIT_FAILED
         code, message = describe_failure(exc)
-        print(f"extend-sync: error: {message}", file=sys.stderr)
+        say_failure(f"error: {message}", log_format=args.log_format)
         if args.verbose:
             logger.debug("failure detail", exc_info=exc)
         return code
     print(summary(result, time.monotonic() - started))
     return EXIT_OK
+
+
+def say_failure(message: str, *, log_format: str) -> None:
+    """The last line of a failed sync on stderr: plain text, or a JSON record like the log."""
+    if log_format == "json":
+        logger.error(message)
+    else:
+        print(f"extend-sync: {message}", file=sys.stderr)
 
 
 def _sync(args: argparse.Namespace) -> SyncResult:
@@ -226,6 +234,12 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value: object) -> None:
         pass
 
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802
+        # dlt gives its logger's first handler a format of its own when a pipeline
+        # starts; the first format set here is kept, so dlt's lines match ours.
+        if self.formatter is None:
+            super().setFormatter(fmt)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, RFC 3339), level, logger, message."""
@@ -252,6 +266,8 @@ def configure_logging(*, verbose: bool, log_format: str = "text") -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
     )
+    # dlt's logger does not propagate; it writes through the same handler instead.
+    logging.getLogger("dlt").handlers = [handler]
     for noisy in ("dlt", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
 

@@ -54,7 +54,9 @@ def make_pipeline(
     """
     target = destination or configured_destination(pipeline_name) or DEFAULT_DESTINATION
     if target == "duckdb":
-        target = dlt.destinations.duckdb(str(duckdb_file or DEFAULT_DUCKDB_FILE))
+        # Absolute, because dlt would resolve a relative path against the folder of
+        # the pipeline's first run rather than the current one.
+        target = dlt.destinations.duckdb(str(Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve()))
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=target,

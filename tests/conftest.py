@@ -23,6 +23,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test in its own folder, with no key or dlt setting from the developer's shell."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
+    # Whatever .dlt folder dlt happens to read, tests never send its telemetry.
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     for name in ("EXTEND_API_KEY", "SOURCES__EXTEND__API_KEY", "DESTINATION__DUCKDB__CREDENTIALS"):
         monkeypatch.delenv(name, raising=False)
 
