@@ -77,7 +77,7 @@ def test_old_in_flight_runs_are_refreshed_one_by_one_and_a_404_is_tolerated(fake
 def test_a_run_that_leaves_a_status_filter_is_fetched_and_updated(fake, sync, db_path):
     sync(status="PROCESSING")
     leaving = fake.state.in_flight_ids()
-    leaving = [i for i in leaving if fake.state.get(i)["status"] == "PROCESSING"][0]
+    leaving = next(i for i in leaving if fake.state.get(i)["status"] == "PROCESSING")
     fake.state.settle_run(leaving, "FAILED")
 
     result = sync(status="PROCESSING", refresh_requests_per_second=1000)
