@@ -160,6 +160,8 @@ def _demo(args: argparse.Namespace) -> SyncResult:
         os.environ[API_KEY_ENV] = state.api_key
         args.base_url = server.url
         args.pipeline_name = args.pipeline_name or "extend_demo"
+        # The demo's file, not whatever destination dlt config names, unless a flag does.
+        args.destination = args.destination or "duckdb"
         args.duckdb_file = args.duckdb_file or "extend_demo.duckdb"
         return _sync(args)
 

@@ -20,7 +20,7 @@ from dlt.common.configuration.container import Container
 from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
 
 from extend_source.normalize import COLUMNS, JSON_COLUMN
-from pipelines.cli import build_parser
+from pipelines.cli import build_parser, main
 from pipelines.extend_pipeline import make_pipeline
 from tests.conftest import RUNS, expected_rows
 
@@ -205,3 +205,14 @@ def test_no_destination_named_anywhere_means_duckdb(tmp_path, db_path):
     pipeline = make_pipeline(pipelines_dir=tmp_path, duckdb_file=db_path)
 
     assert isinstance(pipeline.destination, dlt.destinations.duckdb)
+
+
+def test_the_demo_stays_on_its_duckdb_file_when_config_names_another_destination(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("DESTINATION_TYPE", "postgres")
+
+    assert main(["--demo"]) == 0
+
+    assert (tmp_path / "extend_demo.duckdb").is_file()
+    assert "loaded into duckdb" in capsys.readouterr().out
