@@ -61,7 +61,7 @@ def resolve_base_url(base_url: str) -> str:
     """Turn a region name or URL into a base URL the key may safely travel to."""
     url = REGIONS.get(base_url.strip().lower(), base_url.strip()).rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _has_valid_port(url):
         raise ExtendConfigError(
             f"base_url {base_url!r} is neither a region ({', '.join(REGIONS)}) nor an "
             "http(s) URL; use e.g. https://api.eu1.extend.ai or the region name eu1"
@@ -72,6 +72,15 @@ def resolve_base_url(base_url: str) -> str:
             "travel in clear text, so use https"
         )
     return url
+
+
+def _has_valid_port(url: str) -> bool:
+    # urlsplit checks the port only when it is read.
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        return False
+    return port != 0
 
 
 def _is_loopback(host: str) -> bool:
