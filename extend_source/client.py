@@ -18,6 +18,7 @@ from extend_source.errors import (
     ExtendDataError,
     ExtendTransportError,
 )
+from extend_source.redaction import QuietAdapter
 from extend_source.settings import (
     API_VERSION,
     REGIONS,
@@ -134,6 +135,7 @@ class ExtendClient:
         )
         self._max_attempts = max_attempts
         self._timeout = timeout
+        self._adapter = QuietAdapter(pool_maxsize=4)
 
     def get_json(
         self, path: str, params: dict[str, Any] | None = None, *, paced_rps: float = 0.0
@@ -142,7 +144,7 @@ class ExtendClient:
         if paced_rps > 0:
             self._pace(paced_rps)
         try:
-            response = self._client.session.get(self.base_url + path, params=params)
+            response = self._session().get(self.base_url + path, params=params)
         except requests.RequestException as exc:
             raise ExtendTransportError(
                 f"no usable answer from {self.base_url} for GET {path} in "
@@ -170,6 +172,13 @@ class ExtendClient:
             )
         else:
             logger.debug("HTTP %s on GET %s", status, path)
+
+    def _session(self) -> requests.Session:
+        # dlt makes one session per thread, each with its own adapters.
+        session = self._client.session
+        if not isinstance(session.get_adapter(self.base_url), QuietAdapter):
+            session.mount(self.base_url, self._adapter)
+        return session
 
     def _transport_problem(self, exc: requests.RequestException) -> str:
         # Named by kind only: the exception's own text quotes the whole URL.
