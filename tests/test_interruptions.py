@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
 from pipelines.cli import EXIT_BUSY, EXIT_OK, main
+from pipelines.extend_pipeline import make_pipeline
 from pipelines.guard import LOCK_SUFFIX
 from tests.conftest import NEWEST, expected_rows, row_count, table_rows
 
@@ -57,9 +59,24 @@ def change_the_api(state: FakeExtendState) -> None:
     state.add_runs(150, status="PROCESSING")
 
 
-@pytest.mark.parametrize("point", ["extract", "normalize", "load", "load-commit"])
+def pending_packages(db_path: Path) -> list[str]:
+    """Load ids dlt holds for the CLI's pipeline, extracted or normalised but not loaded."""
+    pipeline = make_pipeline(duckdb_file=db_path)
+    return pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+
+
+def recorded_loads(db_path: Path) -> set[str]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return {row[0] for row in con.execute("select load_id from extend._dlt_loads").fetchall()}
+
+
+@pytest.mark.parametrize(
+    ("point", "left_pending"),
+    [("extract", 0), ("normalize", 1), ("load", 1), ("load-commit", 1)],
+    ids=["mid-extract", "mid-normalize", "mid-load-before-merge", "mid-load-before-commit"],
+)
 def test_a_sync_killed_mid_step_is_finished_by_the_next_with_every_run_once(
-    fake, flags, db_path, tmp_path, point
+    fake, flags, db_path, tmp_path, point, left_pending
 ):
     assert main(flags) == EXIT_OK
     change_the_api(fake.state)
@@ -73,10 +90,14 @@ def test_a_sync_killed_mid_step_is_finished_by_the_next_with_every_run_once(
     child.wait()
     fake.state.unblock.set()
     fake.state.add_runs(20)
+    pending = pending_packages(db_path)
+    assert len(pending) == left_pending
 
     assert main(flags) == EXIT_OK
     assert table_rows(db_path) == expected_rows(fake.state)
     assert row_count(db_path) == RUNS + 170
+    assert pending_packages(db_path) == []
+    assert set(pending) <= recorded_loads(db_path)
 
 
 @pytest.mark.parametrize(
