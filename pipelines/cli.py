@@ -205,7 +205,8 @@ def _is_config_problem(exc: BaseException) -> bool:
 def _is_destination_problem(exc: BaseException) -> bool:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    return isinstance(exc, PipelineStepFailed) and exc.step in ("load", "normalize")
+    # "sync" is where dlt first opens the destination, to read back its state.
+    return isinstance(exc, PipelineStepFailed) and exc.step in ("sync", "load", "normalize")
 
 
 def _first_line(exc: BaseException) -> str:

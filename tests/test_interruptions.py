@@ -1,4 +1,4 @@
-"""A sync killed at any step, or started twice at once, loses and duplicates nothing."""
+"""A sync killed at any step, started twice, or locked out of its DuckDB file loses nothing."""
 
 import subprocess
 import sys
@@ -10,12 +10,16 @@ import duckdb
 import pytest
 
 from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
-from pipelines.cli import EXIT_BUSY, EXIT_OK, main
+from pipelines.cli import EXIT_BUSY, EXIT_DESTINATION, EXIT_OK, main
 from pipelines.extend_pipeline import make_pipeline
 from pipelines.guard import LOCK_SUFFIX
 from tests.conftest import NEWEST, expected_rows, row_count, table_rows
 
 DRIVER = Path(__file__).with_name("sync_driver.py")
+HOLD_DUCKDB = (
+    "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+    "print('holding', flush=True); time.sleep(60)"
+)
 RUNS = 300
 
 
@@ -125,3 +129,27 @@ def test_a_second_sync_started_meanwhile_stops_at_once_and_names_the_lock(
     assert table_rows(db_path) == expected_rows(fake.state)
     assert main(flags) == EXIT_OK
     assert row_count(db_path) == RUNS
+
+
+def test_a_duckdb_file_another_program_holds_fails_with_exit_4_and_the_next_sync_recovers(
+    fake, flags, db_path, capsys
+):
+    assert main(flags) == EXIT_OK
+    change_the_api(fake.state)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DUCKDB, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    holder.stdout.readline()
+
+    try:
+        code = main(flags)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert code == EXIT_DESTINATION
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "destination failed" in error and "lock" in error
+    assert main(flags) == EXIT_OK
+    assert table_rows(db_path) == expected_rows(fake.state)
+    assert row_count(db_path) == RUNS + 150
