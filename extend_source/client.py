@@ -208,18 +208,18 @@ def _decode(response: requests.Response, path: str) -> dict[str, Any]:
         if "depth limit" in str(exc):
             raise ExtendDataError(
                 f"Extend API answered GET {path} with JSON nested more than 1024 levels "
-                f"deep, likely a run's metadata (requestId {_request_id(response)}); flatten "
-                "or remove that metadata, then run the sync again"
+                f"deep, likely a run's metadata{_request_note(response)}; flatten or remove "
+                "that metadata, then run the sync again"
             ) from None
         raise ExtendTransportError(
             f"Extend API answered HTTP {response.status_code} on GET {path} with a body "
-            f"that is not JSON (requestId {_request_id(response)}): "
+            f"that is not JSON{_request_note(response)}: "
             f"{_excerpt(response)!r}; run the sync again later"
         ) from None
     if not isinstance(body, dict):
         raise ExtendTransportError(
             f"Extend API answered GET {path} with a JSON {type(body).__name__}, "
-            f"not an object (requestId {_request_id(response)})"
+            f"not an object{_request_note(response)}; run the sync again later"
         )
     return body
 
@@ -263,6 +263,11 @@ def _parse_error_body(
 
 def _request_id(response: requests.Response) -> str | None:
     return response.headers.get("x-extend-request-id")
+
+
+def _request_note(response: requests.Response) -> str:
+    request_id = _request_id(response)
+    return f" (requestId {request_id})" if request_id else ""
 
 
 def _excerpt(response: requests.Response) -> str:

@@ -135,6 +135,9 @@ COLUMNS = (
 )
 JSON_COLUMN = "metadata"
 
+# The end of every message about a record that cannot be loaded as it is.
+STOPS = "the sync stops without advancing, so nothing is lost; report the run to Extend support"
+
 # dlt column hints for every loaded column, so no type is ever inferred.
 COLUMN_HINTS: dict[str, dict[str, Any]] = {
     **{
@@ -174,11 +177,14 @@ def page_to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 def _check_required(records: list[dict[str, Any]]) -> None:
     for position, record in enumerate(records):
-        if not isinstance(record, dict) or not record.get("id") or not record.get("createdAt"):
-            shown = record.get("id") if isinstance(record, dict) else type(record).__name__
+        if not isinstance(record, dict):
             raise ExtendDataError(
-                f"record {position} of a page has no 'id' or 'createdAt' (id={shown!r}); "
-                "it cannot be loaded or tracked, so the sync stops without advancing"
+                f"record {position} of a page is a {type(record).__name__}, not a run; {STOPS}"
+            )
+        if not record.get("id") or not record.get("createdAt"):
+            raise ExtendDataError(
+                f"record {position} of a page has no 'id' or 'createdAt' "
+                f"(id={record.get('id')!r}); it cannot be loaded or tracked; {STOPS}"
             )
 
 
@@ -203,7 +209,7 @@ def _parse_timestamps(values: pa.Array, column: Column, records: list[dict[str, 
             except pa.ArrowInvalid:
                 raise ExtendDataError(
                     f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
-                    "an RFC 3339 timestamp"
+                    f"an RFC 3339 timestamp; {STOPS}"
                 ) from None
         raise
 
@@ -232,5 +238,5 @@ def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
         try:
             pa.Table.from_pylist([record], schema=SUMMARY_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as one:
-            return f"run {record.get('id')!r} has a field of an unexpected type: {one}"
+            return f"run {record.get('id')!r} has a field of an unexpected type: {one}; {STOPS}"
     return f"a page could not be read: {exc}"

@@ -52,7 +52,8 @@ class TokenPaginator:
         if not isinstance(records, list):
             raise ExtendDataError(
                 f"page {self.pages + 1} of GET /parse_runs has 'data' of type "
-                f"{type(records).__name__}, expected a list"
+                f"{type(records).__name__}, expected a list; the sync stops without "
+                "advancing; report it to Extend support if it repeats"
             )
         self.pages += 1
         token = body.get("nextPageToken") or None
@@ -77,7 +78,8 @@ class TokenPaginator:
         if token and self._empty_in_a_row >= MAX_CONSECUTIVE_EMPTY_PAGES:
             raise ExtendDataError(
                 f"GET /parse_runs returned {self._empty_in_a_row} empty pages in a row "
-                "that still carry a nextPageToken; stopping"
+                "that still carry a nextPageToken; stopping instead of looping; run the "
+                "sync again later"
             )
         if token and 0 < rows < self.page_size and not self._warned_short_pages:
             self._warned_short_pages = True

@@ -250,7 +250,7 @@ FAILURES = [
         "RFC 3339",
         id="createdAt-not-a-time",
     ),
-    pytest.param(from_page_2(raw_page("pr_text")), {}, "'id'", id="run-not-an-object"),
+    pytest.param(from_page_2(raw_page("pr_text")), {}, "not a run", id="run-not-an-object"),
     pytest.param(
         from_page_2(Fault(status=200, body=b'{"object": "list", "data": {"id": "pr_1"}}')),
         {},
