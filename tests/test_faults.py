@@ -3,10 +3,13 @@
 Every sync here either loads exactly the fake's runs, once each, or fails with one
 line (and the exit code the CLI would give) while the table and the stored cursor
 stay as the last good sync left them; the next sync then recovers every run once.
+After each test, the API key is searched for in every log line (all at DEBUG),
+printed text, error, file and table the test produced.
 """
 
 import json
 import shutil
+import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +35,7 @@ from tests.conftest import (
     stored_cursor,
     table_rows,
 )
+from tests.leaks import log_everything, logged_text, places_holding
 
 RUNS = 300
 PAGE = 100
@@ -53,6 +57,28 @@ def fake() -> Iterator[FakeExtendServer]:
     state.load(generate_runs(RUNS, newest=NEWEST))
     with FakeExtendServer(state) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def key_stays_secret(
+    fake: FakeExtendServer,
+    tmp_path: Path,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    """Log everything during the test; after it, the fake's key is in none of it."""
+    log_everything(caplog, monkeypatch)
+    yield
+    printed = "".join(capfd.readouterr())
+    logged = logged_text(caplog)
+    assert places_holding(fake.state.api_key, tmp_path, db_path, logged, printed) == []
+
+
+def error_text(exc: BaseException) -> str:
+    """The exception as a log or a --verbose run would show it, chained causes and all."""
+    return "".join(traceback.format_exception(exc))
 
 
 @pytest.fixture(scope="module")
@@ -191,9 +217,10 @@ def test_a_first_sync_that_fails_part_way_stores_nothing_and_the_next_loads_ever
 ):
     fake.state.fail_after_pages = 2
 
-    with pytest.raises(Exception, match="INTERNAL_ERROR"):
+    with pytest.raises(Exception, match="INTERNAL_ERROR") as failure:
         sync(page_size=PAGE)
 
+    assert fake.state.api_key not in error_text(failure.value)
     assert loaded(db_path) == {}
     assert stored_cursor(tmp_path) == {}
     fake.state.fail_after_pages = None
@@ -277,6 +304,7 @@ def test_a_sync_that_cannot_finish_fails_in_one_line_and_keeps_the_last_good_syn
     assert code == EXIT_API
     assert expected in message
     assert "\n" not in message
+    assert fake.state.api_key not in error_text(failure.value)
     assert (table_rows(db_path), stored_cursor(tmp_path)) == before
     clear_faults(fake.state)
     sync(page_size=PAGE)
