@@ -14,6 +14,7 @@ from dlt.sources import DltResource
 from extend_source.client import ExtendClient
 from extend_source.cursor import SyncCursor, cursor_key
 from extend_source.errors import ExtendApiError, ExtendConfigError, ExtendError
+from extend_source.memory import long_lived_objects_frozen, release_arrow_memory
 from extend_source.normalize import COLUMN_HINTS, page_to_table
 from extend_source.options import SyncOptions
 from extend_source.paging import iter_pages
@@ -33,6 +34,9 @@ __all__ = ["ExtendError", "SyncStats", "extend_source"]
 logger = logging.getLogger(__name__)
 
 REFRESH_BATCH = 500
+# dlt's extract costs about as much per yielded table as converting a page, so
+# pages are joined into tables of about this many rows before they are yielded.
+YIELD_ROWS = 10_000
 
 
 class _JsonHintNotice(logging.Filter):
@@ -130,11 +134,13 @@ def parse_runs(client: ExtendClient, options: SyncOptions, stats: SyncStats) -> 
             len(cursor.to_refresh),
         )
         try:
-            yield from _list_runs(client, options, cursor, stats)
-            yield from _refresh_runs(client, options, cursor, stats)
+            with long_lived_objects_frozen():
+                yield from _joined(_list_runs(client, options, cursor, stats), YIELD_ROWS)
+                yield from _refresh_runs(client, options, cursor, stats)
         finally:
             stats.requests = client.request_count
             client.close()
+            release_arrow_memory()
         cursor.save(state)
 
     return parse_runs_resource
@@ -168,6 +174,19 @@ def _list_runs(
             reached_end = False
             break
     cursor.finish_paging(reached_end=reached_end)
+
+
+def _joined(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    held: list[pa.Table] = []
+    held_rows = 0
+    for table in tables:
+        held.append(table)
+        held_rows += table.num_rows
+        if held_rows >= rows:
+            yield pa.concat_tables(held)
+            held, held_rows = [], 0
+    if held:
+        yield pa.concat_tables(held)
 
 
 def _refresh_runs(

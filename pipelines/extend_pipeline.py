@@ -8,6 +8,7 @@ from typing import Any
 import dlt
 from dlt.common.destination import TDestinationReferenceArg
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from extend_source import SyncStats, extend_source
 from pipelines.guard import guarded
@@ -19,6 +20,11 @@ DEFAULT_PIPELINE_NAME = "extend"
 DEFAULT_DATASET = "extend"
 DEFAULT_DUCKDB_FILE = "extend_runs.duckdb"
 DEFAULT_DESTINATION = "duckdb"
+# DuckDB would cache what it loads up to most of the machine's memory, and sorts
+# the merge's dedup in memory; capped, it spills to a temporary file instead, so a
+# sync's peak memory stays flat however large the table grows. With two threads
+# the merge of a million runs needs more than this cap.
+DUCKDB_SETTINGS = {"memory_limit": "64MB", "threads": 1}
 TABLE = "parse_runs"
 # The filesystem destination merges on `id` only into a table format; Delta is
 # the one dlt writes with deltalake alone, readable by Spark, Trino and DuckDB.
@@ -56,7 +62,8 @@ def make_pipeline(
     if target == "duckdb":
         # Absolute, because dlt would resolve a relative path against the folder of
         # the pipeline's first run rather than the current one.
-        target = dlt.destinations.duckdb(str(Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve()))
+        path = str(Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve())
+        target = dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_SETTINGS))
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=target,
