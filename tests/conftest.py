@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,19 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@contextmanager
+def serving(count: int) -> Iterator[FakeExtendServer]:
+    """The fake API on loopback, serving `count` realistic runs, newest at NEWEST."""
+    state = FakeExtendState()
+    state.load(generate_runs(count, newest=NEWEST))
+    with FakeExtendServer(state) as server:
+        yield server
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeExtendServer]:
-    """The fake API serving RUNS realistic runs, newest at NEWEST."""
-    state = FakeExtendState()
-    state.load(generate_runs(RUNS, newest=NEWEST))
-    with FakeExtendServer(state) as server:
+    """The fake API serving RUNS runs."""
+    with serving(RUNS) as server:
         yield server
 
 

@@ -32,6 +32,7 @@ from tests.conftest import (
     NEWEST,
     expected_rows,
     row_count,
+    serving,
     stored_cursor,
     table_rows,
 )
@@ -53,9 +54,7 @@ Setup = Callable[[FakeExtendState], None]
 @pytest.fixture
 def fake() -> Iterator[FakeExtendServer]:
     """A small fake: 300 runs, three pages of 100."""
-    state = FakeExtendState()
-    state.load(generate_runs(RUNS, newest=NEWEST))
-    with FakeExtendServer(state) as server:
+    with serving(RUNS) as server:
         yield server
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from extend_source.fake_api import FakeExtendServer, FakeExtendState, generate_runs
+from extend_source.fake_api import FakeExtendServer, FakeExtendState
 from pipelines.cli import EXIT_BUSY, EXIT_DESTINATION, EXIT_OK, main
 from pipelines.extend_pipeline import make_pipeline
 from pipelines.guard import LOCK_SUFFIX
-from tests.conftest import NEWEST, expected_rows, row_count, table_rows
+from tests.conftest import expected_rows, row_count, serving, table_rows
 
 DRIVER = Path(__file__).with_name("sync_driver.py")
 HOLD_DUCKDB = (
@@ -26,9 +26,7 @@ RUNS = 300
 @pytest.fixture
 def fake() -> Iterator[FakeExtendServer]:
     """A small fake: 300 runs, three pages of 100."""
-    state = FakeExtendState()
-    state.load(generate_runs(RUNS, newest=NEWEST))
-    with FakeExtendServer(state) as server:
+    with serving(RUNS) as server:
         yield server
 
 
