@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     started = datetime.now(UTC)
     command = "bash bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
     jobs = set(args.jobs.split(","))
+    if jobs - set(JOBS):
+        parser.error(f"unknown jobs {', '.join(sorted(jobs - set(JOBS)))}; use {', '.join(JOBS)}")
     OUT.mkdir(parents=True, exist_ok=True)
     results = []
     for runs in (int(size) for size in args.sizes.split(",")):
