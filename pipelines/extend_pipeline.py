@@ -11,6 +11,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from extend_source import SyncStats, extend_source
+from extend_source.errors import ExtendConfigError
 from pipelines.guard import guarded
 from pipelines.views import create_views, drop_views
 
@@ -63,6 +64,7 @@ def make_pipeline(
         # Absolute, because dlt would resolve a relative path against the folder of
         # the pipeline's first run rather than the current one.
         path = str(Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve())
+        _check_catalog_name(path, dataset)
         target = dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_SETTINGS))
     return dlt.pipeline(
         pipeline_name=pipeline_name,
@@ -70,6 +72,17 @@ def make_pipeline(
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
+
+
+def _check_catalog_name(path: str, dataset: str) -> None:
+    # DuckDB names a file's catalog after the file, and `extend.parse_runs` is then
+    # ambiguous between catalog and dataset: the load fails late, with a binder error.
+    if Path(path).stem == dataset:
+        raise ExtendConfigError(
+            f"the DuckDB file {Path(path).name!r} has the same name as the dataset "
+            f"{dataset!r}, which DuckDB cannot tell apart; name the file differently "
+            "(e.g. extend_runs.duckdb) or choose another --dataset"
+        )
 
 
 def configured_destination(pipeline_name: str = DEFAULT_PIPELINE_NAME) -> str | None:

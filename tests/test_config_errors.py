@@ -93,6 +93,7 @@ def case(
         case(["--start-date", "2026-13-45"], EXIT_CONFIG, "start_date", id="impossible-date"),
         case(["--start-date", "yesterday"], EXIT_CONFIG, "start_date", id="date-in-words"),
         case(["--base-url", "CLOSED"], EXIT_API, "refused", id="unreachable-host"),
+        case(["--duckdb-file", "extend.duckdb"], EXIT_CONFIG, "dataset", id="file-as-dataset"),
     ],
 )
 def test_a_bad_setting_fails_in_one_line_naming_it_without_a_traceback(
