@@ -17,7 +17,7 @@ from dlt.common.destination import TDestinationReferenceArg
 
 from extend_source import extend_source
 from pipelines.extend_pipeline import DEFAULT_DATASET, make_pipeline, prepare_load
-from pipelines.guard import sync_lock
+from pipelines.guard import sync_guard
 from pipelines.views import VIEWS, create_views
 
 JOB_NAME = "extend_sync"
@@ -52,7 +52,7 @@ def build_definitions(
         context: dg.AssetExecutionContext, dlt: DagsterDltResource
     ) -> Iterator[Any]:
         # A new source each run: its client and counters belong to one sync.
-        with sync_lock(pipeline):
+        with sync_guard(pipeline):
             yield from dlt.run(
                 context=context,
                 dlt_source=extend_source(**source_settings),

@@ -68,13 +68,20 @@ def finish_interrupted_sync(pipeline: dlt.Pipeline) -> None:
     pipeline.load()
 
 
+@contextmanager
+def sync_guard(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold the pipeline's locks for the block, after finishing an interrupted sync."""
+    with sync_lock(pipeline):
+        finish_interrupted_sync(pipeline)
+        yield
+
+
 def guarded(sync: Callable[..., T]) -> Callable[..., T]:
-    """Run `sync(pipeline, ...)` under the pipeline's locks, after finishing an interrupted one."""
+    """Run `sync(pipeline, ...)` inside `sync_guard(pipeline)`."""
 
     @functools.wraps(sync)
     def run(pipeline: dlt.Pipeline, *args: Any, **kwargs: Any) -> T:
-        with sync_lock(pipeline):
-            finish_interrupted_sync(pipeline)
+        with sync_guard(pipeline):
             return sync(pipeline, *args, **kwargs)
 
     return run
