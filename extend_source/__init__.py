@@ -13,9 +13,14 @@ from dlt.sources import DltResource
 
 from extend_source.client import ExtendClient
 from extend_source.cursor import SyncCursor, cursor_key
-from extend_source.errors import ExtendApiError, ExtendConfigError, ExtendError
+from extend_source.errors import (
+    ExtendApiError,
+    ExtendConfigError,
+    ExtendError,
+    FirstLoadConflictError,
+)
 from extend_source.memory import long_lived_objects_frozen, release_arrow_memory
-from extend_source.normalize import COLUMN_HINTS, page_to_table
+from extend_source.normalize import APPEND_COLUMN_HINTS, COLUMN_HINTS, page_to_table
 from extend_source.options import SyncOptions
 from extend_source.paging import iter_pages
 from extend_source.settings import (
@@ -79,11 +84,17 @@ def extend_source(
     request_max_attempts: int = REQUEST_MAX_ATTEMPTS,
     request_backoff_factor: float = 1.0,
     stats: SyncStats | None = None,
+    first_load: bool = False,
 ) -> DltResource:
     """Parse runs of one Extend workspace, read incrementally and merged on `id`.
 
     Settings come from dlt config and secrets (`[sources.extend]`); the key may
     also come from the `EXTEND_API_KEY` environment variable, as with Extend's SDKs.
+
+    `first_load` appends instead, for a destination that has no `parse_runs` table
+    yet: it spares the merge's staging copy. The resource then raises
+    `FirstLoadConflictError` before the load if a cursor is stored, or the list repeats
+    a run or is not newest first; run the sync again without it.
     """
     api_key = api_key or os.environ.get(API_KEY_ENV)
     if not api_key:
@@ -110,24 +121,30 @@ def extend_source(
         max_attempts=request_max_attempts,
         backoff_factor=request_backoff_factor,
     )
-    return parse_runs(client, options, stats or SyncStats())
+    return parse_runs(client, options, stats or SyncStats(), first_load=first_load)
 
 
-def parse_runs(client: ExtendClient, options: SyncOptions, stats: SyncStats) -> DltResource:
+def parse_runs(
+    client: ExtendClient, options: SyncOptions, stats: SyncStats, *, first_load: bool = False
+) -> DltResource:
     """The `parse_runs` resource: list pages newest first, then refresh old in-flight runs."""
 
     @dlt.resource(
         name="parse_runs",
         primary_key="id",
-        write_disposition="merge",
-        columns=COLUMN_HINTS,
+        write_disposition="append" if first_load else "merge",
+        columns=APPEND_COLUMN_HINTS if first_load else COLUMN_HINTS,
     )
     def parse_runs_resource() -> Iterator[pa.Table]:
         key = cursor_key(options.filters, options.start_date)
-        state = dlt.current.resource_state().setdefault("cursors", {}).setdefault(key, {})
+        cursors = dlt.current.resource_state().setdefault("cursors", {})
+        if first_load and cursors:
+            raise FirstLoadConflictError("the pipeline already stores the cursor of a sync")
+        state = cursors.setdefault(key, {})
         cursor = SyncCursor.load(
             state, start_date=options.start_date, window=options.inflight_window
         )
+        cursor.unique = first_load
         logger.info(
             "listing parse runs back to %s; %d old in-flight runs to refresh",
             cursor.stop_at.isoformat() if cursor.stop_at else "the first run",
@@ -138,7 +155,7 @@ def parse_runs(client: ExtendClient, options: SyncOptions, stats: SyncStats) -> 
                 yield from _joined(_list_runs(client, options, cursor, stats), YIELD_ROWS)
                 yield from _refresh_runs(client, options, cursor, stats)
         finally:
-            stats.requests = client.request_count
+            stats.requests += client.request_count
             client.close()
             release_arrow_memory()
         cursor.save(state)

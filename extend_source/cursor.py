@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from extend_source.errors import FirstLoadConflictError
 from extend_source.settings import OVERLAP, TERMINAL_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,10 @@ class SyncCursor:
     stop_at: datetime | None = None
     to_refresh: list[str] = field(default_factory=list)
     ordered: bool = True
+    # Set for a first load by append, which has no merge to drop a repeated run.
+    unique: bool = False
     _last_created: datetime | None = None
+    _edge_ids: frozenset[str] = frozenset()
     _watched: frozenset[str] = frozenset()
     _seen: set[str] = field(default_factory=set)
 
@@ -85,6 +89,8 @@ class SyncCursor:
             return table
         created = table.column("created_at").combine_chunks()
         self._check_order(created)
+        if self.unique:
+            self._check_unique(table.column("id").combine_chunks(), created)
         self._last_created = created[-1].as_py()
 
         if self.start_date is not None:
@@ -117,12 +123,33 @@ class SyncCursor:
         rising = self._last_created is not None and values[0].as_py() > self._last_created
         if len(values) > 1:
             rising = rising or pc.any(pc.greater(values[1:], values[:-1])).as_py()
+        if rising and self.unique:
+            raise FirstLoadConflictError("GET /parse_runs is not returning runs newest first")
         if rising:
             self.ordered = False
             logger.warning(
                 "GET /parse_runs is not returning runs newest first; reading every page "
                 "instead of stopping early, which costs more requests"
             )
+
+    def _check_unique(self, ids: pa.Array, created: pa.Array) -> None:
+        # Pages come newest first (checked before this), so a run listed twice
+        # is either twice on one page or at the edge between two pages: among
+        # the runs sharing the previous page's last createdAt.
+        if pc.count_distinct(ids).as_py() < len(ids):
+            raise FirstLoadConflictError("a page of GET /parse_runs lists a run twice")
+        if self._last_created is not None:
+            at_edge = pc.equal(created, pa.scalar(self._last_created, created.type))
+            repeated = set(pc.filter(ids, at_edge).to_pylist()) & self._edge_ids
+            if repeated:
+                raise FirstLoadConflictError(
+                    f"GET /parse_runs listed run {sorted(repeated)[0]} on two pages"
+                )
+        edge = frozenset(pc.filter(ids, pc.equal(created, created[-1])).to_pylist())
+        # A page of one createdAt throughout extends the edge rather than starting one.
+        if created[-1].as_py() == self._last_created:
+            edge |= self._edge_ids
+        self._edge_ids = edge
 
     def can_stop(self) -> bool:
         """True once paging is past everything this sync must re-read."""

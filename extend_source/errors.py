@@ -50,5 +50,24 @@ class ExtendDataError(ExtendError):
     """The API answered 200 with data the connector cannot load without losing it."""
 
 
+class FirstLoadConflictError(ExtendError):
+    """A first load by append met a run it may not append: repeated, out of order or stored.
+
+    Raised before anything is loaded; the pipeline runs the sync again with merge.
+    """
+
+
 class ExtendLockedError(ExtendError):
     """Another sync of the same pipeline or DuckDB file is running; nothing was done."""
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The first ExtendError in the chain dlt wraps around it, else the innermost one."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        if isinstance(current, ExtendError):
+            return current
+        seen.append(current)
+        current = current.__cause__ or current.__context__ or getattr(current, "exception", None)
+    return seen[-1]

@@ -154,6 +154,8 @@ COLUMN_HINTS: dict[str, dict[str, Any]] = {
         "description": "Caller's metadata",
     },
 }
+# A first load appends (there is nothing to merge with), where dedup_sort has no use.
+APPEND_COLUMN_HINTS = {name: dict(hints) for name, hints in COLUMN_HINTS.items()}
 COLUMN_HINTS["updated_at"]["dedup_sort"] = "desc"
 
 TABLE_SCHEMA = pa.schema(

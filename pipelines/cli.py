@@ -17,6 +17,7 @@ from extend_source.errors import (
     ExtendError,
     ExtendLockedError,
     ExtendTransportError,
+    root_cause,
 )
 from extend_source.settings import API_KEY_ENV
 from pipelines.extend_pipeline import (
@@ -182,18 +183,6 @@ def describe_failure(exc: BaseException) -> tuple[int, str]:
     if _is_destination_problem(exc):
         return EXIT_DESTINATION, f"destination failed: {_first_line(cause)}"
     return EXIT_FAILED, f"{type(cause).__name__}: {_first_line(cause)}"
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The first ExtendError in the chain dlt wraps around it, else the innermost one."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        if isinstance(current, ExtendError):
-            return current
-        seen.append(current)
-        current = current.__cause__ or current.__context__ or getattr(current, "exception", None)
-    return seen[-1]
 
 
 def _is_config_problem(exc: BaseException) -> bool:

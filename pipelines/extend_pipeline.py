@@ -9,10 +9,12 @@ import dlt
 from dlt.common.destination import TDestinationReferenceArg
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.job_client_impl import SqlJobClientBase
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from extend_source import SyncStats, extend_source
-from extend_source.errors import ExtendConfigError
-from pipelines.guard import guarded
+from extend_source.errors import ExtendConfigError, FirstLoadConflictError, root_cause
+from pipelines.guard import duckdb_file, guarded
 from pipelines.views import create_views, drop_views
 
 logger = logging.getLogger(__name__)
@@ -65,13 +67,21 @@ def make_pipeline(
         # the pipeline's first run rather than the current one.
         path = str(Path(duckdb_file or DEFAULT_DUCKDB_FILE).resolve())
         _check_catalog_name(path, dataset)
-        target = dlt.destinations.duckdb(DuckDbCredentials(path, global_config=DUCKDB_SETTINGS))
+        target = dlt.destinations.duckdb(_duckdb_credentials(path))
     return dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=target,
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir) if pipelines_dir else None,
     )
+
+
+def _duckdb_credentials(path: str) -> DuckDbCredentials:
+    # Given as fields rather than a path string, which dlt would parse as a
+    # connection URL with SQLAlchemy: a third of a second of import per sync.
+    credentials = DuckDbCredentials({"database": path})
+    credentials.global_config = dict(DUCKDB_SETTINGS)
+    return credentials
 
 
 def _check_catalog_name(path: str, dataset: str) -> None:
@@ -105,11 +115,18 @@ def run_sync(
     Source settings not given come from dlt config; `table_format` ("delta" or
     "iceberg") applies to the filesystem destination, where it defaults to Delta.
     """
+    load = prepare_load(pipeline, full_refresh=full_refresh, table_format=table_format)
     stats = SyncStats()
-    source = extend_source(stats=stats, **source_settings)
-    load_info = pipeline.run(
-        source, **prepare_load(pipeline, full_refresh=full_refresh, table_format=table_format)
-    )
+    try:
+        source = extend_source(stats=stats, first_load=is_first_load(pipeline), **source_settings)
+        load_info = pipeline.run(source, **load)
+    except PipelineStepFailed as exc:
+        conflict = root_cause(exc)
+        if not isinstance(conflict, FirstLoadConflictError):
+            raise
+        logger.warning("%s; loading this first sync with merge instead", conflict)
+        stats = SyncStats(requests=stats.requests)
+        load_info = pipeline.run(extend_source(stats=stats, **source_settings), **load)
     create_views(pipeline)
 
     normalize_info = pipeline.last_trace.last_normalize_info
@@ -122,6 +139,28 @@ def run_sync(
         location=_location(pipeline),
         load_info=load_info,
     )
+
+
+def is_first_load(pipeline: dlt.Pipeline) -> bool:
+    """True when the sync may append: a SQL destination without a `parse_runs` table.
+
+    The filesystem destination keeps merging, into its table format.
+    """
+    if _stored_cursors(pipeline):
+        return False
+    database = duckdb_file(pipeline)
+    if database and not database.exists():
+        return True
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return False
+        _, columns = client.get_storage_table(TABLE)
+    return not columns
+
+
+def _stored_cursors(pipeline: dlt.Pipeline) -> bool:
+    resources = pipeline.state.get("sources", {}).get("extend", {}).get("resources", {})
+    return bool(resources.get(TABLE, {}).get("cursors"))
 
 
 def prepare_load(
@@ -144,12 +183,9 @@ def _is_filesystem(pipeline: dlt.Pipeline) -> bool:
 
 
 def _location(pipeline: dlt.Pipeline) -> str:
+    database = duckdb_file(pipeline)
+    if database:
+        return str(database.resolve())
     client_config = pipeline.destination_client().config
     bucket_url = getattr(client_config, "bucket_url", None)
-    if bucket_url:
-        return str(bucket_url)
-    credentials = getattr(client_config, "credentials", None)
-    database = getattr(credentials, "database", None)
-    if pipeline.destination.destination_name == "duckdb" and database:
-        return str(Path(database).resolve())
-    return pipeline.destination.destination_name
+    return str(bucket_url) if bucket_url else pipeline.destination.destination_name

@@ -21,6 +21,7 @@ from extend_source.errors import ExtendLockedError
 logger = logging.getLogger(__name__)
 
 LOCK_SUFFIX = ".sync.lock"
+DUCKDB = "dlt.destinations.duckdb"
 
 T = TypeVar("T")
 
@@ -28,10 +29,23 @@ T = TypeVar("T")
 def lock_paths(pipeline: dlt.Pipeline) -> list[Path]:
     """The lock files of a sync: one beside the pipeline's folder, one beside its DuckDB file."""
     paths = [Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}{LOCK_SUFFIX}"]
-    if pipeline.destination and pipeline.destination.destination_type == "dlt.destinations.duckdb":
-        database = pipeline.destination_client().config.credentials.database
+    database = duckdb_file(pipeline)
+    if database:
         paths.append(Path(f"{database}{LOCK_SUFFIX}"))
     return paths
+
+
+def duckdb_file(pipeline: dlt.Pipeline) -> Path | None:
+    """The DuckDB file a pipeline loads into, or None for any other destination."""
+    if not pipeline.destination or pipeline.destination.destination_type != DUCKDB:
+        return None
+    # Read from the factory when it was given the file: resolving the
+    # destination's whole configuration for one path costs tens of milliseconds.
+    given = pipeline.destination.config_params.get("credentials")
+    database = getattr(given, "database", None) or (
+        pipeline.destination_client().config.credentials.database
+    )
+    return Path(database)
 
 
 @contextmanager

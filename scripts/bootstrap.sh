@@ -1,8 +1,8 @@
-# Sourced by scripts/sync and scripts/test: make $ROOT/.venv and install the
-# project into it, once, and again whenever pyproject.toml changes.
+# Sourced by scripts/sync and scripts/test: make $ROOT/.venv (or $EXTEND_VENV) and
+# install the project into it, once, and again whenever pyproject.toml changes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+VENV="${EXTEND_VENV:-$ROOT/.venv}"
 
 extras="${1:-}"
 stamp="$VENV/.installed${extras:+-$extras}"
