@@ -20,7 +20,12 @@ from extend_source.errors import (
     FirstLoadConflictError,
 )
 from extend_source.memory import long_lived_objects_frozen, release_arrow_memory
-from extend_source.normalize import APPEND_COLUMN_HINTS, COLUMN_HINTS, page_to_table
+from extend_source.normalize import (
+    APPEND_COLUMN_HINTS,
+    COLUMN_HINTS,
+    decode_list_page,
+    page_to_table,
+)
 from extend_source.options import SyncOptions
 from extend_source.paging import iter_pages
 from extend_source.settings import (
@@ -167,13 +172,14 @@ def _list_runs(
     client: ExtendClient, options: SyncOptions, cursor: SyncCursor, stats: SyncStats
 ) -> Iterator[pa.Table]:
     pages = iter_pages(
-        lambda params: client.get_json("/parse_runs", params),
+        lambda params: client.get_json("/parse_runs", params, fast_decode=decode_list_page),
         page_size=options.page_size,
         params=options.filters,
     )
     reached_end = True
     for page in pages:
-        table = page_to_table(page.records)
+        records = page.records
+        table = records if isinstance(records, pa.Table) else page_to_table(records)
         stats.pages += 1
         stats.runs_listed += table.num_rows
         kept = cursor.observe(table)

@@ -4,6 +4,7 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,9 +139,18 @@ class ExtendClient:
         self._adapter = QuietAdapter(pool_maxsize=4)
 
     def get_json(
-        self, path: str, params: dict[str, Any] | None = None, *, paced_rps: float = 0.0
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        paced_rps: float = 0.0,
+        fast_decode: Callable[[bytes], dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
-        """GET `path` and decode its JSON body; raise an `ExtendError` on any failure."""
+        """GET `path` and decode its JSON body; raise an `ExtendError` on any failure.
+
+        `fast_decode` is tried on the body first; when it gives None, the body is
+        decoded and checked as usual.
+        """
         if paced_rps > 0:
             self._pace(paced_rps)
         try:
@@ -153,6 +163,10 @@ class ExtendClient:
             ) from None
         if response.status_code >= 400:
             raise api_error(response, path)
+        if fast_decode is not None:
+            body = fast_decode(response.content)
+            if body is not None:
+                return body
         return _decode(response, path)
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:

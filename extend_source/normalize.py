@@ -6,9 +6,11 @@ and no per-row Python normalisation runs inside dlt.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -173,8 +175,100 @@ def page_to_table(records: list[dict[str, Any]]) -> pa.Table:
         raise ExtendDataError(_describe_bad_record(records, exc)) from None
 
     arrays = [_column(nested, column, records) for column in COLUMNS]
-    arrays.append(pa.array([_metadata_json(r) for r in records], pa.string()))
+    arrays.append(
+        pa.array([_metadata_json(r.get(JSON_COLUMN), r.get("id")) for r in records], pa.string())
+    )
     return pa.Table.from_arrays(arrays, schema=TABLE_SCHEMA)
+
+
+# The records of a list page as msgspec decodes them: the loaded fields only,
+# named in snake case, each matched to the API's camelCase name.
+class _FileMetadata(msgspec.Struct, rename="camel"):
+    page_count: float | None = None
+
+
+class _File(msgspec.Struct, rename="camel"):
+    id: str | None = None
+    name: str | None = None
+    type: str | None = None
+    parent_file_id: str | None = None
+    metadata: _FileMetadata | None = None
+    created_at: str | None = None
+
+
+class _Metrics(msgspec.Struct, rename="camel"):
+    processing_time_ms: float | None = None
+    page_count: float | None = None
+
+
+class _Usage(msgspec.Struct, rename="camel"):
+    credits: float | None = None
+    total_credits: float | None = None
+
+
+class _Run(msgspec.Struct, rename="camel"):
+    id: str | None = None
+    status: str | None = None
+    batch_id: str | None = None
+    file: _File | None = None
+    failure_reason: str | None = None
+    failure_message: str | None = None
+    metrics: _Metrics | None = None
+    usage: _Usage | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    metadata: Any = None
+
+
+class _ListPage(msgspec.Struct, rename="camel"):
+    data: list[_Run] | None = None
+    next_page_token: str | None = None
+
+
+_LIST_PAGE = msgspec.json.Decoder(_ListPage)
+
+
+def decode_list_page(body: bytes) -> dict[str, Any] | None:
+    """A list answer as {"data": TABLE_SCHEMA table, "nextPageToken": ...}, or None.
+
+    The fast way for a well-formed page: msgspec decodes only the fields the table
+    keeps, into typed records, and never builds the dicts of the rest. Any page it
+    cannot take as it is (a missing id, a field of another type, a bad time) gives
+    None, and goes the careful way, `page_to_table`, which says what is wrong.
+    """
+    try:
+        page = _LIST_PAGE.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    runs = page.data
+    if runs is None or not all(run.id and run.created_at for run in runs):
+        return None
+    try:
+        table = _runs_to_table(runs)
+    except (pa.ArrowException, UnicodeError):
+        return None
+    return {"data": table, "nextPageToken": page.next_page_token}
+
+
+def _runs_to_table(runs: list[_Run]) -> pa.Table:
+    arrays = [_typed(_attribute_column(runs, column), column) for column in COLUMNS]
+    arrays.append(pa.array([_metadata_json(run.metadata, run.id) for run in runs], pa.string()))
+    return pa.Table.from_arrays(arrays, schema=TABLE_SCHEMA)
+
+
+def _attribute_column(runs: list[_Run], column: Column) -> pa.Array:
+    values: list[Any] = runs
+    for name in _ATTRIBUTES[column.name]:
+        values = [getattr(value, name) if value is not None else None for value in values]
+    numeric = column.arrow_type in (pa.int64(), pa.float64())
+    return pa.array(values, pa.float64() if numeric else pa.string())
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_ATTRIBUTES = {column.name: tuple(map(_snake_case, column.path)) for column in COLUMNS}
 
 
 def _check_required(records: list[dict[str, Any]]) -> None:
@@ -194,30 +288,35 @@ def _column(nested: pa.Table, column: Column, records: list[dict[str, Any]]) -> 
     values = nested.column(column.path[0]).combine_chunks()
     for name in column.path[1:]:
         values = pc.struct_field(values, name)
+    try:
+        return _typed(values, column)
+    except pa.ArrowInvalid:
+        if column.arrow_type == TIMESTAMP:
+            _raise_bad_timestamp(values, column, records)
+        raise
+
+
+def _typed(values: pa.Array, column: Column) -> pa.Array:
+    """A column's values as read (text or float64) cast to the column's type."""
     if column.arrow_type == TIMESTAMP:
-        return _parse_timestamps(values, column, records)
+        return values.cast(_PARSE_TIMESTAMP).cast(TIMESTAMP, safe=False)
     if column.arrow_type == pa.int64():
         return pc.round(values).cast(pa.int64())
     return values.cast(column.arrow_type)
 
 
-def _parse_timestamps(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> pa.Array:
-    try:
-        return values.cast(_PARSE_TIMESTAMP).cast(TIMESTAMP, safe=False)
-    except pa.ArrowInvalid:
-        for record, value in zip(records, values.to_pylist(), strict=True):
-            try:
-                pa.array([value]).cast(_PARSE_TIMESTAMP)
-            except pa.ArrowInvalid:
-                raise ExtendDataError(
-                    f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
-                    f"an RFC 3339 timestamp; {STOPS}"
-                ) from None
-        raise
+def _raise_bad_timestamp(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> None:
+    for record, value in zip(records, values.to_pylist(), strict=True):
+        try:
+            pa.array([value]).cast(_PARSE_TIMESTAMP)
+        except pa.ArrowInvalid:
+            raise ExtendDataError(
+                f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
+                f"an RFC 3339 timestamp; {STOPS}"
+            ) from None
 
 
-def _metadata_json(record: dict[str, Any]) -> str | None:
-    value = record.get(JSON_COLUMN)
+def _metadata_json(value: Any, run_id: str | None) -> str | None:
     if value is None:
         return None
     try:
@@ -230,7 +329,7 @@ def _metadata_json(record: dict[str, Any]) -> str | None:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     except RecursionError:
         raise ExtendDataError(
-            f"run {record.get('id')!r} has metadata nested too deeply to store (over "
+            f"run {run_id!r} has metadata nested too deeply to store (over "
             "~900 levels); flatten or remove that run's metadata, then run the sync again"
         ) from None
 

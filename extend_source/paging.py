@@ -5,6 +5,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from extend_source.errors import ExtendDataError
 
 logger = logging.getLogger(__name__)
@@ -15,10 +17,10 @@ MAX_CONSECUTIVE_EMPTY_PAGES = 20
 
 @dataclass
 class Page:
-    """One page of list results."""
+    """One page of list results: the records, or a table already made of them."""
 
     number: int
-    records: list[dict[str, Any]]
+    records: list[dict[str, Any]] | pa.Table
     has_next: bool
 
 
@@ -49,7 +51,7 @@ class TokenPaginator:
         records = body.get("data")
         if records is None:
             records = []
-        if not isinstance(records, list):
+        if not isinstance(records, list | pa.Table):
             raise ExtendDataError(
                 f"page {self.pages + 1} of GET /parse_runs has 'data' of type "
                 f"{type(records).__name__}, expected a list; the sync stops without "

@@ -116,17 +116,7 @@ def run_sync(
     "iceberg") applies to the filesystem destination, where it defaults to Delta.
     """
     load = prepare_load(pipeline, full_refresh=full_refresh, table_format=table_format)
-    stats = SyncStats()
-    try:
-        source = extend_source(stats=stats, first_load=is_first_load(pipeline), **source_settings)
-        load_info = pipeline.run(source, **load)
-    except PipelineStepFailed as exc:
-        conflict = root_cause(exc)
-        if not isinstance(conflict, FirstLoadConflictError):
-            raise
-        logger.warning("%s; loading this first sync with merge instead", conflict)
-        stats = SyncStats(requests=stats.requests)
-        load_info = pipeline.run(extend_source(stats=stats, **source_settings), **load)
+    stats, load_info = _extract_and_load(pipeline, load, source_settings)
     create_views(pipeline)
 
     normalize_info = pipeline.last_trace.last_normalize_info
@@ -141,6 +131,26 @@ def run_sync(
     )
 
 
+def _extract_and_load(
+    pipeline: dlt.Pipeline, load: dict[str, Any], source_settings: dict[str, Any]
+) -> tuple[SyncStats, LoadInfo]:
+    """Run the pipeline once; a first load by append that meets a conflict runs again."""
+    stats = SyncStats()
+    first_load = is_first_load(pipeline)
+    if first_load:
+        logger.info("the destination has no %s table yet: this first sync appends", TABLE)
+    try:
+        source = extend_source(stats=stats, first_load=first_load, **source_settings)
+        return stats, pipeline.run(source, **load)
+    except PipelineStepFailed as exc:
+        conflict = root_cause(exc)
+        if not isinstance(conflict, FirstLoadConflictError):
+            raise
+    logger.warning("%s; loading this first sync with merge instead", conflict)
+    stats = SyncStats(requests=stats.requests)
+    return stats, pipeline.run(extend_source(stats=stats, **source_settings), **load)
+
+
 def is_first_load(pipeline: dlt.Pipeline) -> bool:
     """True when the sync may append: a SQL destination without a `parse_runs` table.
 
@@ -151,10 +161,14 @@ def is_first_load(pipeline: dlt.Pipeline) -> bool:
     database = duckdb_file(pipeline)
     if database and not database.exists():
         return True
-    with pipeline.destination_client() as client:
-        if not isinstance(client, SqlJobClientBase):
-            return False
-        _, columns = client.get_storage_table(TABLE)
+    try:
+        with pipeline.destination_client() as client:
+            if not isinstance(client, SqlJobClientBase):
+                return False
+            _, columns = client.get_storage_table(TABLE)
+    except Exception:
+        # Merge, and let the run report the destination's problem the way dlt words it.
+        return False
     return not columns
 
 
