@@ -7,7 +7,9 @@ and no per-row Python normalisation runs inside dlt.
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -192,7 +194,7 @@ class _File(msgspec.Struct, rename="camel"):
     name: str | None = None
     type: str | None = None
     parent_file_id: str | None = None
-    metadata: _FileMetadata | None = None
+    metadata: _FileMetadata = msgspec.field(default_factory=_FileMetadata)
     created_at: str | None = None
 
 
@@ -210,11 +212,13 @@ class _Run(msgspec.Struct, rename="camel"):
     id: str | None = None
     status: str | None = None
     batch_id: str | None = None
-    file: _File | None = None
+    # Not optional, so every column is a plain attribute path; a null object
+    # here is rare and sends the page the careful way.
+    file: _File = msgspec.field(default_factory=_File)
     failure_reason: str | None = None
     failure_message: str | None = None
-    metrics: _Metrics | None = None
-    usage: _Usage | None = None
+    metrics: _Metrics = msgspec.field(default_factory=_Metrics)
+    usage: _Usage = msgspec.field(default_factory=_Usage)
     created_at: str | None = None
     updated_at: str | None = None
     metadata: Any = None
@@ -257,18 +261,21 @@ def _runs_to_table(runs: list[_Run]) -> pa.Table:
 
 
 def _attribute_column(runs: list[_Run], column: Column) -> pa.Array:
-    values: list[Any] = runs
-    for name in _ATTRIBUTES[column.name]:
-        values = [getattr(value, name) if value is not None else None for value in values]
-    numeric = column.arrow_type in (pa.int64(), pa.float64())
-    return pa.array(values, pa.float64() if numeric else pa.string())
+    getter, read_as = _ATTRIBUTES[column.name]
+    return pa.array(list(map(getter, runs)), read_as)
 
 
 def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-_ATTRIBUTES = {column.name: tuple(map(_snake_case, column.path)) for column in COLUMNS}
+def _reader(column: Column) -> tuple[Callable[[_Run], Any], pa.DataType]:
+    numeric = column.arrow_type in (pa.int64(), pa.float64())
+    getter = attrgetter(".".join(map(_snake_case, column.path)))
+    return getter, pa.float64() if numeric else pa.string()
+
+
+_ATTRIBUTES = {column.name: _reader(column) for column in COLUMNS}
 
 
 def _check_required(records: list[dict[str, Any]]) -> None:

@@ -60,7 +60,7 @@ def test_missing_fields_extra_ones_and_odd_metadata_decode_like_the_careful_way(
     runs[2]["somethingNew"] = {"nested": [1, 2]}
     runs[3]["metadata"] = {"名前": "請求書", "emoji": "👩‍💻", "big": 12345678901234567, "x": 1e5}
     runs[4]["metadata"] = deep(300)
-    runs[5]["file"] = None
+    runs[5]["file"]["parentFileId"] = None
     runs[6]["metadata"] = "just text"
     page = body(runs, token=None)
 
@@ -83,6 +83,7 @@ DECLINED = {
     "record-not-an-object": lambda runs: runs.__setitem__(1, "pr_text"),
     "status-a-number": lambda runs: runs[1].__setitem__("status", 3),
     "file-a-text": lambda runs: runs[1].__setitem__("file", "file_1"),
+    "file-null": lambda runs: runs[1].__setitem__("file", None),
     "createdAt-not-a-time": lambda runs: runs[1].__setitem__("createdAt", "yesterday"),
     "credits-a-text": lambda runs: runs[1].__setitem__("usage", {"credits": "3"}),
 }
