@@ -352,7 +352,8 @@ def machine(results: list[SizeResult], command: str, started: datetime) -> str:
             f"1-minute load average as each job ended, median (min-max): {loads}.",
             f"- Python {platform.python_version()}, dlt {version('dlt')}, "
             f"DuckDB {version('duckdb')}, pyarrow {version('pyarrow')}, "
-            f"orjson {version('orjson')}, requests {version('requests')}.",
+            f"msgspec {version('msgspec')}, orjson {version('orjson')}, "
+            f"requests {version('requests')}.",
             *LEGEND,
         ]
     )

@@ -43,6 +43,7 @@ __all__ = ["ExtendError", "SyncStats", "extend_source"]
 
 logger = logging.getLogger(__name__)
 
+SOURCE_NAME = "extend"
 REFRESH_BATCH = 500
 # dlt's extract costs about as much per yielded table as converting a page, so
 # pages are joined into tables of about this many rows before they are yielded.
@@ -70,7 +71,7 @@ class SyncStats:
     requests: int = 0
 
 
-@dlt.source(name="extend", max_table_nesting=0)
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
 def extend_source(
     api_key: str | None = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,

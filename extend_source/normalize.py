@@ -3,6 +3,10 @@
 Pages become Arrow tables rather than dicts so that dlt writes them straight to
 Parquet: the table's types then never depend on what the first page contained,
 and no per-row Python normalisation runs inside dlt.
+
+There are two ways to a table. A well-formed list answer is decoded straight into
+one (`decode_list_page`); anything else, and runs fetched one by one, go through
+`page_to_table`, which checks every record and names what is wrong.
 """
 
 import json
@@ -183,6 +187,78 @@ def page_to_table(records: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=TABLE_SCHEMA)
 
 
+def _check_required(records: list[dict[str, Any]]) -> None:
+    for position, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ExtendDataError(
+                f"record {position} of a page is a {type(record).__name__}, not a run; {STOPS}"
+            )
+        if not record.get("id") or not record.get("createdAt"):
+            raise ExtendDataError(
+                f"record {position} of a page has no 'id' or 'createdAt' "
+                f"(id={record.get('id')!r}); it cannot be loaded or tracked; {STOPS}"
+            )
+
+
+def _column(nested: pa.Table, column: Column, records: list[dict[str, Any]]) -> pa.Array:
+    values = nested.column(column.path[0]).combine_chunks()
+    for name in column.path[1:]:
+        values = pc.struct_field(values, name)
+    try:
+        return _typed(values, column)
+    except pa.ArrowInvalid:
+        if column.arrow_type == TIMESTAMP:
+            _raise_bad_timestamp(values, column, records)
+        raise
+
+
+def _typed(values: pa.Array, column: Column) -> pa.Array:
+    """A column's values as read (text or float64) cast to the column's type."""
+    if column.arrow_type == TIMESTAMP:
+        return values.cast(_PARSE_TIMESTAMP).cast(TIMESTAMP, safe=False)
+    if column.arrow_type == pa.int64():
+        return pc.round(values).cast(pa.int64())
+    return values.cast(column.arrow_type)
+
+
+def _raise_bad_timestamp(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> None:
+    for record, value in zip(records, values.to_pylist(), strict=True):
+        try:
+            pa.array([value]).cast(_PARSE_TIMESTAMP)
+        except pa.ArrowInvalid:
+            raise ExtendDataError(
+                f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
+                f"an RFC 3339 timestamp; {STOPS}"
+            ) from None
+
+
+def _metadata_json(value: Any, run_id: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        pass
+    # orjson stops at 254 levels of nesting; the standard library goes on to
+    # Python's recursion limit, which no metadata worth loading reaches.
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:
+        raise ExtendDataError(
+            f"run {run_id!r} has metadata nested too deeply to store (over "
+            "~900 levels); flatten or remove that run's metadata, then run the sync again"
+        ) from None
+
+
+def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
+    for record in records:
+        try:
+            pa.Table.from_pylist([record], schema=SUMMARY_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as one:
+            return f"run {record.get('id')!r} has a field of an unexpected type: {one}; {STOPS}"
+    return f"a page could not be read: {exc}"
+
+
 # The records of a list page as msgspec decodes them: the loaded fields only,
 # named in snake case, each matched to the API's camelCase name.
 class _FileMetadata(msgspec.Struct, rename="camel"):
@@ -276,75 +352,3 @@ def _reader(column: Column) -> tuple[Callable[[_Run], Any], pa.DataType]:
 
 
 _ATTRIBUTES = {column.name: _reader(column) for column in COLUMNS}
-
-
-def _check_required(records: list[dict[str, Any]]) -> None:
-    for position, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise ExtendDataError(
-                f"record {position} of a page is a {type(record).__name__}, not a run; {STOPS}"
-            )
-        if not record.get("id") or not record.get("createdAt"):
-            raise ExtendDataError(
-                f"record {position} of a page has no 'id' or 'createdAt' "
-                f"(id={record.get('id')!r}); it cannot be loaded or tracked; {STOPS}"
-            )
-
-
-def _column(nested: pa.Table, column: Column, records: list[dict[str, Any]]) -> pa.Array:
-    values = nested.column(column.path[0]).combine_chunks()
-    for name in column.path[1:]:
-        values = pc.struct_field(values, name)
-    try:
-        return _typed(values, column)
-    except pa.ArrowInvalid:
-        if column.arrow_type == TIMESTAMP:
-            _raise_bad_timestamp(values, column, records)
-        raise
-
-
-def _typed(values: pa.Array, column: Column) -> pa.Array:
-    """A column's values as read (text or float64) cast to the column's type."""
-    if column.arrow_type == TIMESTAMP:
-        return values.cast(_PARSE_TIMESTAMP).cast(TIMESTAMP, safe=False)
-    if column.arrow_type == pa.int64():
-        return pc.round(values).cast(pa.int64())
-    return values.cast(column.arrow_type)
-
-
-def _raise_bad_timestamp(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> None:
-    for record, value in zip(records, values.to_pylist(), strict=True):
-        try:
-            pa.array([value]).cast(_PARSE_TIMESTAMP)
-        except pa.ArrowInvalid:
-            raise ExtendDataError(
-                f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
-                f"an RFC 3339 timestamp; {STOPS}"
-            ) from None
-
-
-def _metadata_json(value: Any, run_id: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        pass
-    # orjson stops at 254 levels of nesting; the standard library goes on to
-    # Python's recursion limit, which no metadata worth loading reaches.
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except RecursionError:
-        raise ExtendDataError(
-            f"run {run_id!r} has metadata nested too deeply to store (over "
-            "~900 levels); flatten or remove that run's metadata, then run the sync again"
-        ) from None
-
-
-def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
-    for record in records:
-        try:
-            pa.Table.from_pylist([record], schema=SUMMARY_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as one:
-            return f"run {record.get('id')!r} has a field of an unexpected type: {one}; {STOPS}"
-    return f"a page could not be read: {exc}"

@@ -12,7 +12,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from extend_source import SyncStats, extend_source
+from extend_source import SOURCE_NAME, SyncStats, extend_source
 from extend_source.errors import ExtendConfigError, FirstLoadConflictError, root_cause
 from pipelines.guard import duckdb_file, guarded
 from pipelines.views import create_views, drop_views
@@ -173,7 +173,8 @@ def is_first_load(pipeline: dlt.Pipeline) -> bool:
 
 
 def _stored_cursors(pipeline: dlt.Pipeline) -> bool:
-    resources = pipeline.state.get("sources", {}).get("extend", {}).get("resources", {})
+    source_state = pipeline.state.get("sources", {}).get(SOURCE_NAME, {})
+    resources = source_state.get("resources", {})
     return bool(resources.get(TABLE, {}).get("cursors"))
 
 
