@@ -39,11 +39,12 @@ from extend_source.settings import (
     REQUEST_TIMEOUT_SECONDS,
 )
 
-__all__ = ["ExtendError", "SyncStats", "extend_source"]
+__all__ = ["SOURCE_NAME", "TABLE_NAME", "ExtendError", "SyncStats", "extend_source"]
 
 logger = logging.getLogger(__name__)
 
 SOURCE_NAME = "extend"
+TABLE_NAME = "parse_runs"
 REFRESH_BATCH = 500
 # dlt's extract costs about as much per yielded table as converting a page, so
 # pages are joined into tables of about this many rows before they are yielded.
@@ -136,7 +137,7 @@ def parse_runs(
     """The `parse_runs` resource: list pages newest first, then refresh old in-flight runs."""
 
     @dlt.resource(
-        name="parse_runs",
+        name=TABLE_NAME,
         primary_key="id",
         write_disposition="append" if first_load else "merge",
         columns=APPEND_COLUMN_HINTS if first_load else COLUMN_HINTS,

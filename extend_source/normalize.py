@@ -28,9 +28,8 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 # nanoseconds; the value is then truncated to the microseconds dlt stores.
 _PARSE_TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
-_FILE_METADATA = pa.struct(
-    [("pageCount", pa.float64()), ("parentSplit", pa.struct([("id", pa.string())]))]
-)
+# Only the loaded fields: one the table does not keep cannot fail a page.
+_FILE_METADATA = pa.struct([("pageCount", pa.float64())])
 _FILE = pa.struct(
     [
         ("id", pa.string()),
@@ -39,7 +38,6 @@ _FILE = pa.struct(
         ("parentFileId", pa.string()),
         ("metadata", _FILE_METADATA),
         ("createdAt", pa.string()),
-        ("updatedAt", pa.string()),
     ]
 )
 
@@ -207,8 +205,7 @@ def _column(nested: pa.Table, column: Column, records: list[dict[str, Any]]) -> 
     try:
         return _typed(values, column)
     except pa.ArrowInvalid:
-        if column.arrow_type == TIMESTAMP:
-            _raise_bad_timestamp(values, column, records)
+        _raise_bad_value(values, column, records)
         raise
 
 
@@ -221,14 +218,15 @@ def _typed(values: pa.Array, column: Column) -> pa.Array:
     return values.cast(column.arrow_type)
 
 
-def _raise_bad_timestamp(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> None:
+def _raise_bad_value(values: pa.Array, column: Column, records: list[dict[str, Any]]) -> None:
+    expected = "an RFC 3339 timestamp" if column.arrow_type == TIMESTAMP else "a whole number"
     for record, value in zip(records, values.to_pylist(), strict=True):
         try:
-            pa.array([value]).cast(_PARSE_TIMESTAMP)
+            _typed(pa.array([value], values.type), column)
         except pa.ArrowInvalid:
             raise ExtendDataError(
                 f"run {record.get('id')!r} has {column.path[-1]}={value!r}, which is not "
-                f"an RFC 3339 timestamp; {STOPS}"
+                f"{expected} it can store; {STOPS}"
             ) from None
 
 
@@ -261,8 +259,13 @@ def _describe_bad_record(records: list[dict[str, Any]], exc: Exception) -> str:
 
 # The records of a list page as msgspec decodes them: the loaded fields only,
 # named in snake case, each matched to the API's camelCase name.
+# Numbers stay as JSON wrote them: a float field would round an integer past 2**53
+# that Arrow refuses on the careful way.
+Number = int | float
+
+
 class _FileMetadata(msgspec.Struct, rename="camel"):
-    page_count: float | None = None
+    page_count: Number | None = None
 
 
 class _File(msgspec.Struct, rename="camel"):
@@ -275,13 +278,13 @@ class _File(msgspec.Struct, rename="camel"):
 
 
 class _Metrics(msgspec.Struct, rename="camel"):
-    processing_time_ms: float | None = None
-    page_count: float | None = None
+    processing_time_ms: Number | None = None
+    page_count: Number | None = None
 
 
 class _Usage(msgspec.Struct, rename="camel"):
-    credits: float | None = None
-    total_credits: float | None = None
+    credits: Number | None = None
+    total_credits: Number | None = None
 
 
 class _Run(msgspec.Struct, rename="camel"):

@@ -12,7 +12,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from extend_source import SOURCE_NAME, SyncStats, extend_source
+from extend_source import SOURCE_NAME, TABLE_NAME, SyncStats, extend_source
 from extend_source.errors import ExtendConfigError, FirstLoadConflictError, root_cause
 from pipelines.guard import duckdb_file, guarded
 from pipelines.views import create_views, drop_views
@@ -28,7 +28,7 @@ DEFAULT_DESTINATION = "duckdb"
 # sync's peak memory stays flat however large the table grows. With two threads
 # the merge of a million runs needs more than this cap.
 DUCKDB_SETTINGS = {"memory_limit": "64MB", "threads": 1}
-TABLE = "parse_runs"
+TABLE = TABLE_NAME
 # The filesystem destination merges on `id` only into a table format; Delta is
 # the one dlt writes with deltalake alone, readable by Spark, Trino and DuckDB.
 DEFAULT_LAKE_TABLE_FORMAT = "delta"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import dlt
 from filelock import FileLock, Timeout
 
+from extend_source import TABLE_NAME
 from extend_source.errors import ExtendLockedError
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,18 @@ def finish_interrupted_sync(pipeline: dlt.Pipeline) -> None:
     if not pipeline.has_pending_data:
         return
     pending = pipeline.list_extracted_load_packages() + pipeline.list_normalized_load_packages()
+    if any(_appends_runs(pipeline, load_id) for load_id in pending):
+        # Its rows may be in the table already, or another pipeline may have filled
+        # the table since: loaded again, it would store runs twice. dlt rewinds the
+        # state to before it, so this sync reads those runs again and merges them.
+        logger.warning(
+            "an interrupted first sync left %d load package(s) that append: %s; "
+            "dropping them and reading their runs again",
+            len(pending),
+            ", ".join(pending),
+        )
+        pipeline.abort_packages()
+        return
     logger.warning(
         "loading %d load package(s) an interrupted sync left behind: %s",
         len(pending),
@@ -80,6 +93,11 @@ def finish_interrupted_sync(pipeline: dlt.Pipeline) -> None:
     )
     pipeline.normalize()
     pipeline.load()
+
+
+def _appends_runs(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    table = pipeline.get_load_package_info(load_id).schema.tables.get(TABLE_NAME, {})
+    return table.get("write_disposition") == "append"
 
 
 @contextmanager

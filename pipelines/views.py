@@ -14,11 +14,12 @@ import dlt
 from dlt.destinations.exceptions import DatabaseException
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
+from extend_source import TABLE_NAME
 from extend_source.settings import TERMINAL_STATUSES
 
 logger = logging.getLogger(__name__)
 
-TABLE = "parse_runs"
+TABLE = TABLE_NAME
 RUN_DATE = "cast(created_at at time zone 'UTC' as date)"
 AGE = "current_timestamp - created_at"
 NOT_FINISHED = "coalesce(status, '') not in ({})".format(

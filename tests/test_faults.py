@@ -278,6 +278,12 @@ FAILURES = [
     ),
     pytest.param(from_page_2(raw_page("pr_text")), {}, "not a run", id="run-not-an-object"),
     pytest.param(
+        from_page_2(raw_page(a_run(metrics={"processingTimeMs": 1e300}))),
+        {},
+        "processingTimeMs=1e+300, which is not a whole number",
+        id="processing-time-past-bigint",
+    ),
+    pytest.param(
         from_page_2(Fault(status=200, body=b'{"object": "list", "data": {"id": "pr_1"}}')),
         {},
         "'data'",

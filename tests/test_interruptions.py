@@ -103,6 +103,44 @@ def test_a_sync_killed_mid_step_is_finished_by_the_next_with_every_run_once(
 
 
 @pytest.mark.parametrize(
+    "point",
+    ["normalize", "load-after-insert", "load-commit"],
+    ids=["mid-normalize", "after-the-append-before-it-is-marked-done", "mid-load-before-commit"],
+)
+def test_a_first_sync_killed_mid_step_leaves_no_run_twice(
+    fake, flags, db_path, tmp_path, capsys, point
+):
+    marker = tmp_path / "halted"
+    child = start_child(point, marker, flags)
+    wait_until(marker.exists, child)
+    child.kill()
+    child.wait()
+    fake.state.add_runs(20)
+    assert len(pending_packages(db_path)) == 1
+
+    assert main(flags) == EXIT_OK
+    assert "interrupted first sync left 1 load package(s) that append" in capsys.readouterr().err
+    assert table_rows(db_path) == expected_rows(fake.state)
+    assert row_count(db_path) == RUNS + 20
+    assert pending_packages(db_path) == []
+
+
+def test_a_killed_first_sync_is_not_appended_into_a_table_another_pipeline_filled_since(
+    fake, flags, db_path, tmp_path
+):
+    marker = tmp_path / "halted"
+    child = start_child("normalize", marker, flags)
+    wait_until(marker.exists, child)
+    child.kill()
+    child.wait()
+
+    assert main([*flags, "--pipeline-name", "other"]) == EXIT_OK
+    assert main(flags) == EXIT_OK
+    assert table_rows(db_path) == expected_rows(fake.state)
+    assert row_count(db_path) == RUNS
+
+
+@pytest.mark.parametrize(
     ("second_flags", "held_lock"),
     [([], "extend" + LOCK_SUFFIX), (["--pipeline-name", "other"], "duckdb" + LOCK_SUFFIX)],
     ids=["same-pipeline", "other-pipeline-same-duckdb-file"],

@@ -6,6 +6,7 @@ import json
 import orjson
 import pytest
 
+from extend_source.errors import ExtendDataError
 from extend_source.fake_api import generate_runs
 from extend_source.normalize import decode_list_page, page_to_table
 from tests.conftest import NEWEST
@@ -62,6 +63,8 @@ def test_missing_fields_extra_ones_and_odd_metadata_decode_like_the_careful_way(
     runs[4]["metadata"] = deep(300)
     runs[5]["file"]["parentFileId"] = None
     runs[6]["metadata"] = "just text"
+    runs[6]["file"]["updatedAt"] = 5
+    runs[6]["file"]["metadata"]["parentSplit"] = "not loaded, so not checked"
     page = body(runs, token=None)
 
     fast = decode_list_page(page)
@@ -86,6 +89,10 @@ DECLINED = {
     "file-null": lambda runs: runs[1].__setitem__("file", None),
     "createdAt-not-a-time": lambda runs: runs[1].__setitem__("createdAt", "yesterday"),
     "credits-a-text": lambda runs: runs[1].__setitem__("usage", {"credits": "3"}),
+    "page-count-past-2**53": lambda runs: runs[1].__setitem__("metrics", {"pageCount": 2**53 + 1}),
+    "processing-time-past-bigint": lambda runs: runs[1].__setitem__(
+        "metrics", {"processingTimeMs": 1e300}
+    ),
 }
 
 
@@ -111,3 +118,13 @@ DEEP_ANSWER = b'{"data": [{"id": "pr_1", "metadata": ' + DEEP + b"}]}"
 )
 def test_an_answer_that_is_not_a_list_page_is_declined(page):
     assert decode_list_page(page) is None
+
+
+@pytest.mark.parametrize("change", DECLINED.values(), ids=DECLINED.keys())
+def test_a_declined_page_is_loaded_or_refused_in_one_line_by_the_careful_way(change):
+    page = _changed(change)
+
+    try:
+        careful(page)
+    except ExtendDataError as exc:
+        assert "\n" not in str(exc)
