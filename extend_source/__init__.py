@@ -149,9 +149,11 @@ def parse_runs(
             raise FirstLoadConflictError("the pipeline already stores the cursor of a sync")
         state = cursors.setdefault(key, {})
         cursor = SyncCursor.load(
-            state, start_date=options.start_date, window=options.inflight_window
+            state,
+            start_date=options.start_date,
+            window=options.inflight_window,
+            unique=first_load,
         )
-        cursor.unique = first_load
         logger.info(
             "listing parse runs back to %s; %d old in-flight runs to refresh",
             cursor.stop_at.isoformat() if cursor.stop_at else "the first run",

@@ -54,10 +54,15 @@ class SyncCursor:
 
     @classmethod
     def load(
-        cls, state: dict[str, Any], *, start_date: datetime | None, window: timedelta
+        cls,
+        state: dict[str, Any],
+        *,
+        start_date: datetime | None,
+        window: timedelta,
+        unique: bool = False,
     ) -> "SyncCursor":
         """Read the stored cursor and plan this sync's stop point and refreshes."""
-        cursor = cls(start_date=start_date, window=window)
+        cursor = cls(start_date=start_date, window=window, unique=unique)
         if state.get("newest_created_at"):
             cursor.newest = datetime.fromisoformat(state["newest_created_at"])
         cursor.in_flight = dict(state.get("in_flight") or {})
